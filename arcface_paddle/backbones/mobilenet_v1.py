@@ -1,0 +1,118 @@
+"""MobileNetV1 face backbone in the InsightFace layout — the network of OpenCV's open SFace weights.
+
+Layout (channels at ``width_mult=1``, input 112×112 normalised as ``(x - 127.5) / 128``):
+
+    stem     3×3 conv 32, stride 1, BN, PReLU
+    body     13 depthwise/pointwise pairs (3×3 depthwise conv + BN + PReLU, then 1×1 conv + BN + PReLU):
+             64/s1, 128/s2, 128/s1, 256/s2, 256/s1, 512/s2, 512/s1 ×5, 1024/s2, 1024/s1   → 1024 × 7 × 7
+    head     BN → dropout → flatten → FC (embedding_size) → BN
+
+The stem keeps full resolution (stride 1), four stride-2 pairs bring 112 to 7.  Convolutions have no bias
+(BN follows each); the body's BNs use eps 1e-3 and the head's 2e-5, as in the MXNet original, so imported
+weights reproduce it exactly.  ``tools/import_pretrained.py`` maps the ONNX graph onto
+:meth:`MobileNetV1.import_order`.
+"""
+from __future__ import annotations
+
+import paddle
+import paddle.nn as nn
+
+from ..errors import ToolkitError
+from . import BACKBONES
+
+BODY_BN_EPSILON = 1e-3
+HEAD_BN_EPSILON = 2e-5
+STEM_CHANNELS = 32
+# (output channels of the pointwise conv, stride of the depthwise conv) for each of the 13 pairs.
+PAIRS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
+         (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1))
+TOTAL_STRIDE = 16
+
+
+def scaled_channels(channels: int, width_mult: float) -> int:
+    """Channels of a layer at ``width_mult`` (at least 4, so tiny test models stay valid)."""
+    return max(4, int(round(channels * width_mult)))
+
+
+class ConvBNPReLU(nn.Layer):
+    """Conv (no bias) → BN → per-channel PReLU; ``groups == in_channels`` makes it depthwise."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 groups: int = 1):
+        super().__init__()
+        self.conv = nn.Conv2D(in_channels, out_channels, kernel_size, stride=stride,
+                              padding=kernel_size // 2, groups=groups, bias_attr=False)
+        self.bn = nn.BatchNorm2D(out_channels, momentum=0.9, epsilon=BODY_BN_EPSILON)
+        self.prelu = nn.PReLU(num_parameters=out_channels, init=0.25)
+
+    def forward(self, x):
+        return self.prelu(self.bn(self.conv(x)))
+
+
+class DepthwiseSeparable(nn.Layer):
+    def __init__(self, in_channels: int, out_channels: int, stride: int):
+        super().__init__()
+        self.depthwise = ConvBNPReLU(in_channels, in_channels, 3, stride=stride, groups=in_channels)
+        self.pointwise = ConvBNPReLU(in_channels, out_channels, 1)
+
+    def forward(self, x):
+        return self.pointwise(self.depthwise(x))
+
+
+@BACKBONES.register("MobileNetV1")
+class MobileNetV1(nn.Layer):
+    """MobileNetV1 face recognizer.
+
+    Args:
+        embedding_size: output feature size (SFace: 128).
+        width_mult: channel multiplier (1.0 = SFace; e.g. 0.125 for tiny CPU tests).
+        dropout: dropout probability before the FC layer (the original uses 0.4).
+        input_size: square input side in pixels, a multiple of 16 (112 for real faces; tests may use 32).
+    """
+
+    def __init__(self, embedding_size: int = 128, width_mult: float = 1.0, dropout: float = 0.4,
+                 input_size: int = 112):
+        super().__init__()
+        if input_size < TOTAL_STRIDE or input_size % TOTAL_STRIDE:
+            raise ToolkitError(f"MobileNetV1 input_size must be a multiple of {TOTAL_STRIDE}, got {input_size}")
+        if not 0 < width_mult <= 4:
+            raise ToolkitError(f"MobileNetV1 width_mult must be in (0, 4], got {width_mult}")
+        if not 0 <= dropout < 1:
+            raise ToolkitError(f"MobileNetV1 dropout must be in [0, 1), got {dropout}")
+        self.embedding_size = embedding_size
+        channels = scaled_channels(STEM_CHANNELS, width_mult)
+        self.stem = ConvBNPReLU(3, channels, 3)
+        pairs = []
+        for out_channels, stride in PAIRS:
+            out_channels = scaled_channels(out_channels, width_mult)
+            pairs.append(DepthwiseSeparable(channels, out_channels, stride))
+            channels = out_channels
+        self.body = nn.Sequential(*pairs)
+        side = input_size // TOTAL_STRIDE
+        self.head_bn = nn.BatchNorm2D(channels, momentum=0.9, epsilon=HEAD_BN_EPSILON)
+        self.dropout = nn.Dropout(p=dropout)
+        self.fc = nn.Linear(channels * side * side, embedding_size)
+        self.features = nn.BatchNorm1D(embedding_size, momentum=0.9, epsilon=HEAD_BN_EPSILON)
+
+    def forward(self, x):
+        x = self.body(self.stem(x))
+        x = self.dropout(self.head_bn(x))
+        x = paddle.flatten(x, start_axis=1)
+        return self.features(self.fc(x))
+
+    def import_order(self) -> list[tuple[str, nn.Layer]]:
+        """Layers in graph order as ``(kind, layer)``: kind is conv / bn / prelu / fc.
+
+        This is the order the importer walks an ONNX graph in; each entry consumes one graph node.
+        """
+        order: list[tuple[str, nn.Layer]] = []
+
+        def add_block(block: ConvBNPReLU):
+            order.extend([("conv", block.conv), ("bn", block.bn), ("prelu", block.prelu)])
+
+        add_block(self.stem)
+        for pair in self.body:
+            add_block(pair.depthwise)
+            add_block(pair.pointwise)
+        order.extend([("bn", self.head_bn), ("fc", self.fc), ("bn", self.features)])  # dropout: no weights
+        return order

@@ -1,0 +1,91 @@
+"""Per-image shards in the reference ``MS1M_bin`` format, read safely.
+
+One file per image, ``images/%08d.bin``::
+
+    uint32 LE key length | key (original relative file name, UTF-8) | uint32 LE value length | value
+
+where ``value = pickle.dumps(encoded_image_bytes)``.  ``label.txt`` lists ``images/00000000.bin<TAB>label``.
+The value pickle is loaded with :func:`restricted_loads` (no globals at all) and must be ``bytes``, so a
+crafted shard cannot run code.  Datasets are written shard by shard (each atomically) and ``label.txt``
+last, so an interrupted conversion never looks complete.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import struct
+
+from ..errors import ToolkitError
+from ..safe_io import atomic_save_bytes, restricted_loads
+from .label_file import CLASSES_FILE, LABEL_FILE, write_classes, write_label_file
+
+_LEN = struct.Struct("<I")
+PICKLE_PROTOCOL = 4          # what the reference writes on Python 3.8+; readable by every Python 3
+
+
+def shard_name(index: int) -> str:
+    """Relative path of the ``index``-th shard: ``images/00000042.bin``."""
+    return f"images/{index:08d}.bin"
+
+
+def encode_record(key: str, image_bytes: bytes) -> bytes:
+    key_bytes = key.encode("utf-8")
+    value = pickle.dumps(bytes(image_bytes), protocol=PICKLE_PROTOCOL)
+    return _LEN.pack(len(key_bytes)) + key_bytes + _LEN.pack(len(value)) + value
+
+
+def decode_record(data: bytes, source: str) -> tuple[str, bytes]:
+    """Shard file content → (key, encoded image bytes); any inconsistency raises ToolkitError naming ``source``."""
+    if len(data) < 4:
+        raise ToolkitError(f"{source}: truncated shard ({len(data)} bytes, no key length)")
+    (key_len,) = _LEN.unpack_from(data, 0)
+    if 4 + key_len + 4 > len(data):
+        raise ToolkitError(f"{source}: truncated shard (key of {key_len} bytes does not fit in {len(data)} bytes)")
+    try:
+        key = data[4:4 + key_len].decode("utf-8")
+    except UnicodeDecodeError:
+        raise ToolkitError(f"{source}: corrupt shard (key is not UTF-8)") from None
+    (value_len,) = _LEN.unpack_from(data, 4 + key_len)
+    start = 8 + key_len
+    if start + value_len > len(data):
+        raise ToolkitError(f"{source}: truncated shard (value needs {value_len} bytes, "
+                           f"found {len(data) - start})")
+    if start + value_len != len(data):
+        raise ToolkitError(f"{source}: corrupt shard ({len(data) - start - value_len} trailing bytes)")
+    value = restricted_loads(data[start:], source=source)
+    if isinstance(value, bytearray):
+        value = bytes(value)
+    if not isinstance(value, bytes):
+        raise ToolkitError(f"{source}: corrupt shard (value is {type(value).__name__}, expected image bytes)")
+    return key, value
+
+
+def read_shard(path: str | os.PathLike) -> tuple[str, bytes]:
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        raise ToolkitError(f"{path}: shard not found") from None
+    except OSError as error:
+        raise ToolkitError(f"{path}: cannot read shard ({error.strerror})") from None
+    return decode_record(data, path)
+
+
+def write_shard(path: str | os.PathLike, key: str, image_bytes: bytes) -> None:
+    atomic_save_bytes(path, encode_record(key, image_bytes))
+
+
+def write_shard_dataset(root: str | os.PathLike, records, class_names=None) -> int:
+    """Write ``(key, image_bytes, label)`` records as shards 0..N-1, then ``label.txt`` (and ``classes.txt``)."""
+    root = os.fspath(root)
+    os.makedirs(os.path.join(root, "images"), exist_ok=True)
+    entries = []
+    for index, (key, image_bytes, label) in enumerate(records):
+        name = shard_name(index)
+        write_shard(os.path.join(root, name), key, image_bytes)
+        entries.append((name, int(label)))
+    if class_names is not None:
+        write_classes(os.path.join(root, CLASSES_FILE), class_names)
+    write_label_file(os.path.join(root, LABEL_FILE), entries)
+    return len(entries)

@@ -1,0 +1,35 @@
+"""Validation results as a prettytable and as a JSON file."""
+from __future__ import annotations
+
+import json
+from typing import Dict, Sequence
+
+from ..safe_io import atomic_write
+from .metrics import DEFAULT_FARS
+from .verification import VerificationResult
+
+
+def results_table(results: Dict[str, VerificationResult], fars: Sequence[float] = DEFAULT_FARS) -> str:
+    """One row per target: accuracy ± std (%), best threshold, XNorm, TAR at each FAR ('-' if unmeasurable)."""
+    from prettytable import PrettyTable
+
+    table = PrettyTable()
+    table.field_names = ["target", "pairs", "accuracy (%)", "best threshold", "XNorm",
+                         *[f"TAR@FAR={far:.0e}" for far in fars], "AUC"]
+    for name, result in results.items():
+        tars = [f"{100 * result.tar_at_far[far]:.2f}" if far in result.tar_at_far else "-" for far in fars]
+        table.add_row([name, result.num_pairs, f"{100 * result.accuracy:.2f} ± {100 * result.accuracy_std:.2f}",
+                       f"{result.best_threshold:.4f}", f"{result.xnorm:.3f}", *tars,
+                       f"{result.auc:.4f}" if result.auc is not None else "-"])
+    table.align = "r"
+    table.align["target"] = "l"
+    return table.get_string()
+
+
+def write_results_json(path: str, results: Dict[str, VerificationResult], model: dict) -> str:
+    """``{"model": {...}, "targets": {name: VerificationResult.as_dict()}}``, written atomically."""
+    document = {"model": model, "targets": {name: result.as_dict() for name, result in results.items()}}
+    with atomic_write(path, "w") as handle:
+        json.dump(document, handle, indent=2)
+        handle.write("\n")
+    return path

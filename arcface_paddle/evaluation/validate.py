@@ -1,0 +1,101 @@
+"""Validate a training checkpoint or an exported model on verification ``.bin`` targets (``valid.py``).
+
+Data flow: ``DIR/NAME.bin`` → images (resized to the model's input size if needed) → embeddings of
+image + flip → :func:`evaluate_embeddings` → table, ``results.json``, ``roc_NAME.png``.
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from ..errors import ToolkitError
+from ..model_config import MODEL_CONFIG_NAME
+from ..preprocessing import REC_IMAGE_SIZE
+from .report import results_table, write_results_json
+from .verification import VerificationResult, evaluate_images, layer_embed_fn
+
+RESULTS_JSON = "results.json"
+
+
+def parse_targets(targets) -> List[str]:
+    names = [t.strip() for t in (targets.split(",") if isinstance(targets, str) else targets) if t.strip()]
+    if not names:
+        raise ToolkitError("no verification targets given (e.g. --targets lfw,cfp_fp,agedb_30)")
+    if len(set(names)) != len(names):
+        raise ToolkitError(f"a target is listed twice: {','.join(names)}")
+    for name in names:
+        if os.sep in name or name.endswith(".bin"):
+            raise ToolkitError(f"target {name!r}: give the set's name (lfw), not a path; --data_dir says where")
+    return names
+
+
+def target_paths(names: Sequence[str], data_dir: str) -> Dict[str, str]:
+    """``{name: DIR/name.bin}``, checking every file exists before any slow work starts."""
+    if not os.path.isdir(data_dir):
+        raise ToolkitError(f"{data_dir}: data folder not found")
+    paths = {name: os.path.join(data_dir, f"{name}.bin") for name in names}
+    missing = [path for path in paths.values() if not os.path.isfile(path)]
+    if missing:
+        raise ToolkitError(f"{missing[0]}: verification file not found" +
+                           (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    return paths
+
+
+def is_inference_model(path: str) -> bool:
+    return os.path.isdir(path) and os.path.isfile(os.path.join(path, MODEL_CONFIG_NAME))
+
+
+def load_embedder(model_path: str, network: Optional[str] = None, cpu_threads: int = 2, batch_size: int = 64,
+                  **backbone_kwargs) -> Tuple[Callable, dict, List[int]]:
+    """``(embed_fn, model_info, [height, width])`` for an exported model folder or a training checkpoint."""
+    if not os.path.exists(model_path):
+        raise ToolkitError(f"{model_path}: model not found (a checkpoint folder, .pdparams file or exported model)")
+    if is_inference_model(model_path):
+        from ..inference.predictor import RecognitionPredictor
+
+        predictor = RecognitionPredictor(model_path, cpu_threads=cpu_threads, batch_size=2 * batch_size)
+        config = predictor.config
+        info = {"path": model_path, "kind": "inference", "network": config.network, "format": config.format,
+                "embedding_size": config.embedding_size, "model_id": config.model_id}
+        return predictor.embed, info, predictor.input_size
+    from ..training.checkpoint import load_backbone
+
+    layer, meta = load_backbone(model_path, network=network, **backbone_kwargs)
+    size = (meta.get("backbone_kwargs") or {}).get("input_size") or REC_IMAGE_SIZE
+    info = {"path": model_path, "kind": "checkpoint", "network": meta.get("network"),
+            "embedding_size": meta.get("embedding_size"), "step": meta.get("step"), "epoch": meta.get("epoch")}
+    return layer_embed_fn(layer), info, [int(size), int(size)]
+
+
+def validate(model_path: str, targets, data_dir: str, output_dir: Optional[str] = None, batch_size: int = 64,
+             cpu_threads: int = 2, network: Optional[str] = None, progress: bool = True, plot: bool = True,
+             backbone_kwargs: Optional[dict] = None) -> Tuple[Dict[str, VerificationResult], str]:
+    """Evaluate every target; returns ``(results, table text)`` and, with ``output_dir``, writes
+    ``results.json`` and ``roc_<target>.png`` there."""
+    from ..data.verification_bin import load_verification_bin
+
+    if batch_size < 1:
+        raise ToolkitError(f"batch size must be >= 1, got {batch_size}")
+    paths = target_paths(parse_targets(targets), data_dir)
+    embed, info, input_size = load_embedder(model_path, network=network, cpu_threads=cpu_threads,
+                                            batch_size=batch_size, **(backbone_kwargs or {}))
+    results: Dict[str, VerificationResult] = {}
+    for name, path in paths.items():
+        images, issame = load_verification_bin(path, image_size=tuple(input_size))
+        try:
+            results[name] = evaluate_images(embed, images, issame, batch_size=batch_size, progress=progress,
+                                            desc=name)
+        except ToolkitError as error:
+            raise ToolkitError(f"{path}: {error}") from None
+    table = results_table(results)
+    if output_dir:
+        os.makedirs(output_dir, exist_ok=True)
+        write_results_json(os.path.join(output_dir, RESULTS_JSON), results, info)
+        if plot:
+            from .roc_plot import plot_roc
+
+            label = f"{info.get('network')} ({info['kind']}: {os.path.basename(os.path.normpath(model_path))})"
+            for name, result in results.items():
+                if result.auc is not None:          # both genuine and impostor pairs present
+                    plot_roc(result, os.path.join(output_dir, f"roc_{name}.png"), name, subtitle=label)
+    return results, table

@@ -1,0 +1,89 @@
+"""``tools/import_pretrained.py`` as a library call: open weights file → checkpoint + inference model folder.
+
+* ``.onnx``   → a recognizer (:func:`.sface.import_onnx_recognizer`, e.g. OpenCV's SFace → ``MobileNetV1``);
+* ``.tflite`` → a BlazeFace detector (``blazeface_paddle.tflite_import.convert_tflite``), network
+  ``BlazeFace_short_range`` / ``BlazeFace_full_range`` (or just ``short_range`` / ``full_range``).
+
+Either way the result is exported with ``model.yaml`` recording the preprocessing and the weights' source
+(file name, sha256, licence), so the folder can be used and redistributed without guessing.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Optional
+
+from ..errors import ToolkitError
+from ..model_config import ModelConfig
+from ..safe_io import atomic_write
+
+SOURCE_KINDS = {".onnx": "recognizer", ".tflite": "detector"}
+
+
+def _blazeface_variant(network: str, source: str) -> str:
+    name = network.lower()
+    for prefix in ("blazeface_", "blazeface-", "blazeface"):
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+    if name not in ("short_range", "full_range"):
+        raise ToolkitError(f"{source}: a .tflite file imports into BlazeFace_short_range or BlazeFace_full_range, "
+                           f"not {network!r}")
+    return name
+
+
+def _import_recognizer(source: str, network: str, output: str, checkpoint: Optional[str], fmt: str,
+                       color_order: Optional[str]) -> ModelConfig:
+    from ..inference.export import export_model
+    from .sface import import_onnx_recognizer, save_imported_checkpoint
+
+    imported = import_onnx_recognizer(source, network=network, color_order=color_order)
+    if checkpoint:
+        save_imported_checkpoint(imported, checkpoint)
+    config = ModelConfig(task="recognition", network=imported.network, input_size=list(imported.input_size),
+                         color_order=imported.color_order, mean=[imported.mean] * 3, std=[imported.std] * 3,
+                         embedding_size=imported.embedding_size, source=imported.source)
+    return export_model(imported.layer, output, config, fmt=fmt)
+
+
+def _import_detector(source: str, network: str, output: str, checkpoint: Optional[str], fmt: str) -> ModelConfig:
+    from blazeface_paddle import tflite_import
+
+    variant = _blazeface_variant(network, source)
+    layer, info = tflite_import.convert_tflite(source, variant)
+    if checkpoint:
+        from ..training.checkpoint import BACKBONE_FILE, META_FILE, save_state
+
+        os.makedirs(checkpoint, exist_ok=True)
+        save_state(os.path.join(checkpoint, BACKBONE_FILE), layer.state_dict())
+        with atomic_write(os.path.join(checkpoint, META_FILE), "w") as handle:
+            json.dump({"network": "BlazeFace", "variant": variant, "epoch": 0, "step": 0, "world_size": 1,
+                       "imported_from": info}, handle, indent=2, sort_keys=True)
+    try:
+        from blazeface_paddle.export import export_detector
+    except ImportError:
+        raise ToolkitError("blazeface_paddle.export.export_detector is not available in this installation; "
+                           "cannot export the detector") from None
+    return export_detector(layer, output, variant=variant, fmt=fmt, source=info)
+
+
+def import_pretrained(source: str, network: str, output: str, checkpoint: Optional[str] = None,
+                      fmt: str = "legacy", color_order: Optional[str] = None) -> ModelConfig:
+    """Import ``source`` (.onnx or .tflite) into ``network``; export to ``output``; returns the model.yaml config.
+
+    ``checkpoint`` (optional folder) also receives ``backbone.pdparams`` + ``meta.json`` for fine-tuning
+    (``train.py --pretrained``).  ``color_order`` overrides a recognizer's recorded channel order.
+    """
+    source = os.fspath(source)
+    if not os.path.isfile(source):
+        raise ToolkitError(f"{source}: weights file not found")
+    extension = os.path.splitext(source)[1].lower()
+    if extension not in SOURCE_KINDS:
+        raise ToolkitError(f"{source}: unsupported weights format {extension or '(no extension)'}; "
+                           f"expected {' or '.join(SOURCE_KINDS)}")
+    if os.path.abspath(output) == os.path.abspath(checkpoint or "\0"):
+        raise ToolkitError(f"{output}: --output and --checkpoint must be different folders")
+    if extension == ".onnx":
+        return _import_recognizer(source, network, output, checkpoint, fmt, color_order)
+    if color_order:
+        raise ToolkitError(f"{source}: --color-order applies to .onnx recognizers only")
+    return _import_detector(source, network, output, checkpoint, fmt)

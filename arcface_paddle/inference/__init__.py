@@ -1,0 +1,1 @@
+"""Export to Paddle Inference programs (legacy / PIR, optional ONNX) and the predictors that run them."""

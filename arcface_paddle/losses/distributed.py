@@ -1,0 +1,118 @@
+"""Collectives with correct gradients, and class-shard arithmetic, for model-parallel PartialFC.
+
+``paddle.distributed.all_gather`` carries no gradient and gloo needs equal shapes on every rank, so:
+
+* :class:`AllGather` — concatenation of every rank's tensor; backward sums the incoming gradient over ranks
+  (each rank's loss only sees its own class shard) and returns this rank's slice;
+* :func:`all_gather_rows` — the same for tensors whose first dimension differs between ranks (pads to the
+  largest, gathers, drops the padding);
+* :class:`AllReduceSum` — sum over ranks whose backward is the identity, for quantities every rank then
+  turns into the *same* loss (softmax denominators, target logits): each rank's local part gets d(loss)/d(sum).
+
+Every function works without ``paddle.distributed`` initialised (world size 1: no communication).
+"""
+from __future__ import annotations
+
+from typing import List, Tuple
+
+import paddle
+import paddle.distributed as dist
+from paddle.autograd import PyLayer
+
+
+def distributed_env() -> Tuple[int, int]:
+    """(rank, world_size); (0, 1) when paddle.distributed is not initialised."""
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def shard_range(num_classes: int, rank: int, world_size: int) -> Tuple[int, int]:
+    """(first class, class count) of ``rank``'s contiguous shard; the first ``num_classes % world_size`` ranks get
+    one class more, so shard sizes differ by at most one."""
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} outside world size {world_size}")
+    base, extra = divmod(num_classes, world_size)
+    start = rank * base + min(rank, extra)
+    return start, base + (1 if rank < extra else 0)
+
+
+def _gather_equal(tensor: paddle.Tensor) -> List[paddle.Tensor]:
+    pieces: List[paddle.Tensor] = []
+    dist.all_gather(pieces, tensor)
+    return pieces
+
+
+class AllGather(PyLayer):
+    """Concatenate equal-shaped tensors from all ranks along axis 0; gradient summed over ranks, sliced back."""
+
+    @staticmethod
+    def forward(ctx, tensor):
+        rank, world_size = distributed_env()
+        ctx.rank, ctx.rows = rank, tensor.shape[0]
+        if world_size == 1:
+            return tensor.clone()
+        return paddle.concat(_gather_equal(tensor.contiguous()), axis=0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.clone()
+        if dist.is_initialized() and dist.get_world_size() > 1:
+            dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        return grad[ctx.rank * ctx.rows:(ctx.rank + 1) * ctx.rows]
+
+
+class AllReduceSum(PyLayer):
+    """Sum over ranks; backward passes the gradient through unchanged (every rank computes the same loss)."""
+
+    @staticmethod
+    def forward(ctx, tensor):
+        out = tensor.clone()
+        if dist.is_initialized() and dist.get_world_size() > 1:
+            dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+def all_reduce_max(tensor: paddle.Tensor) -> paddle.Tensor:
+    """Element-wise max over ranks (no gradient: used only as a softmax shift)."""
+    out = tensor.detach().clone()
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(out, op=dist.ReduceOp.MAX)
+    return out
+
+
+def gather_row_counts(rows: int) -> List[int]:
+    """Every rank's first-dimension size (one small all_gather)."""
+    rank, world_size = distributed_env()
+    if world_size == 1:
+        return [rows]
+    return [int(t.item()) for t in _gather_equal(paddle.to_tensor([rows], dtype="int64"))]
+
+
+def _pad_rows(tensor: paddle.Tensor, rows: int) -> paddle.Tensor:
+    missing = rows - tensor.shape[0]
+    if missing == 0:
+        return tensor
+    padding = paddle.zeros([missing] + list(tensor.shape[1:]), dtype=tensor.dtype)
+    return paddle.concat([tensor, padding], axis=0)
+
+
+def _drop_padding(gathered: paddle.Tensor, counts: List[int]) -> paddle.Tensor:
+    largest = max(counts)
+    if all(c == largest for c in counts):
+        return gathered
+    return paddle.concat([gathered[r * largest:r * largest + c] for r, c in enumerate(counts) if c > 0], axis=0)
+
+
+def all_gather_rows(tensor: paddle.Tensor, counts: List[int] | None = None) -> paddle.Tensor:
+    """Rows of every rank in rank order (first dimensions may differ); differentiable when ``tensor`` is."""
+    counts = counts if counts is not None else gather_row_counts(tensor.shape[0])
+    if len(counts) == 1:
+        return tensor
+    padded = _pad_rows(tensor, max(counts))
+    gathered = AllGather.apply(padded) if not tensor.stop_gradient else paddle.concat(_gather_equal(padded), 0)
+    return _drop_padding(gathered, counts)

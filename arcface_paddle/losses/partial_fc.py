@@ -1,0 +1,140 @@
+"""PartialFC (An et al., 2021): model-parallel margin softmax over sharded, sampled class centres.
+
+Each rank holds a contiguous shard of the class centres (:func:`shard_range`).  A step:
+
+1. gather embeddings (with gradient) and labels from every rank — :mod:`.distributed`;
+2. keep every positive class of the shard plus random negatives up to ``sample_ratio`` of the shard;
+3. cosine of L2-normalised embeddings and sampled centres, margin on the target (``margin_loss``);
+4. softmax cross entropy across ranks: the row max and the exp-sum are all-reduced, so the loss — the mean
+   over the *global* batch — is identical on every rank.
+
+Only sampled centres receive gradient (the unsampled rows' gradient is exactly zero).  Gradient scale: each
+rank's embedding gradient equals the single-process gradient for its rows, so the backbone gradients must be
+*summed* over ranks to match a single-process run with the global batch (``paddle.DataParallel`` averages:
+multiply by the world size, or sum them yourself).
+
+With one process (``paddle.distributed`` not initialised) nothing is communicated; with
+``sample_ratio=1.0`` it equals a plain full softmax with the same margin.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
+
+from ..errors import ToolkitError
+from .distributed import AllReduceSum, all_gather_rows, all_reduce_max, distributed_env, gather_row_counts, shard_range
+from .margin import CombinedMarginLoss, build_margin_loss
+
+INIT_BLOCK = 4096  # classes per independently seeded init block (makes the init independent of world size)
+
+
+def init_centers(start: int, count: int, embedding_size: int, std: float = 0.01, seed: int = 0) -> np.ndarray:
+    """Rows ``start..start+count`` of a N(0, std²) centre matrix whose values depend only on (seed, class)."""
+    out = np.empty((count, embedding_size), dtype=np.float32)
+    first_block, last_block = start // INIT_BLOCK, (start + count - 1) // INIT_BLOCK if count else -1
+    for block in range(first_block, last_block + 1):
+        values = np.random.default_rng((seed, block)).standard_normal((INIT_BLOCK, embedding_size), np.float32)
+        lo, hi = max(start, block * INIT_BLOCK), min(start + count, (block + 1) * INIT_BLOCK)
+        out[lo - start:hi - start] = values[lo - block * INIT_BLOCK:hi - block * INIT_BLOCK] * std
+    return out
+
+
+def sample_classes(local_labels: paddle.Tensor, num_local: int, num_sample: int):
+    """Sorted centre indices = every positive (label ≥ 0) plus random negatives up to ``num_sample`` in all;
+    returns (index, remapped labels: position in ``index``, −1 stays −1).  Uses paddle's global RNG."""
+    in_shard = local_labels >= 0
+    positive = paddle.zeros([num_local], dtype="float32")
+    positives = paddle.masked_select(local_labels, in_shard)
+    if positives.shape[0] > 0:
+        positive = paddle.scatter(positive, positives, paddle.ones_like(positives, dtype="float32"))
+    count = max(num_sample, int(positive.sum().item()))
+    # Positives score ≥ 2, negatives < 1: top-k keeps every positive, then uniformly random negatives.
+    score = paddle.rand([num_local]) + 2.0 * positive
+    index = paddle.sort(paddle.topk(score, count)[1])
+    remap = paddle.scatter(paddle.full([num_local], -1, dtype="int64"), index, paddle.arange(count, dtype="int64"))
+    remapped = paddle.where(in_shard, paddle.gather(remap, paddle.clip(local_labels, min=0)), local_labels)
+    return index, remapped
+
+
+class PartialFC(nn.Layer):
+    """``PartialFC(embedding_size, num_classes, sample_ratio=1.0, margin_loss=None)``; ``forward(embeddings N×D,
+    labels N) -> scalar loss``.  ``margin_loss``: a CombinedMarginLoss, a preset name or (m1, m2, m3) (default
+    ArcFace, s=64).  ``state_dict()`` holds this rank's centre shard as ``weight`` (num_local × D)."""
+
+    def __init__(self, embedding_size: int, num_classes: int, sample_ratio: float = 1.0,
+                 margin_loss: CombinedMarginLoss | str | Sequence[float] | None = None, init_std: float = 0.01,
+                 init_seed: int = 0, check_labels: bool = True):
+        super().__init__()
+        if num_classes < 1 or embedding_size < 1:
+            raise ToolkitError(f"PartialFC: need num_classes >= 1 and embedding_size >= 1, got {num_classes}, {embedding_size}")
+        if not 0.0 < sample_ratio <= 1.0:
+            raise ToolkitError(f"PartialFC: sample_ratio must be in (0, 1], got {sample_ratio}")
+        self.rank, self.world_size = distributed_env()
+        if num_classes < self.world_size:
+            raise ToolkitError(f"PartialFC: {num_classes} classes cannot be split over {self.world_size} ranks")
+        self.embedding_size, self.num_classes, self.sample_ratio = embedding_size, num_classes, float(sample_ratio)
+        self.class_start, self.num_local = shard_range(num_classes, self.rank, self.world_size)
+        self.num_sample = self.num_local if sample_ratio >= 1.0 else max(1, int(sample_ratio * self.num_local))
+        self.margin_loss = build_margin_loss(margin_loss if margin_loss is not None else "arcface")
+        self.check_labels = check_labels
+        # Constant then set_value: the Assign initializer would route millions of values through Python lists.
+        self.weight = self.create_parameter([self.num_local, embedding_size], dtype="float32",
+                                            default_initializer=nn.initializer.Constant(0.0))
+        self.weight.set_value(init_centers(self.class_start, self.num_local, embedding_size, init_std, init_seed))
+        self.sampled_index: paddle.Tensor | None = None  # centre rows used by the last forward (None: all)
+
+    def forward(self, embeddings: paddle.Tensor, labels: paddle.Tensor) -> paddle.Tensor:
+        embeddings = embeddings.astype("float32")
+        labels = labels.reshape([-1]).astype("int64")
+        if embeddings.ndim != 2 or embeddings.shape[1] != self.embedding_size or embeddings.shape[0] != labels.shape[0]:
+            raise ToolkitError(f"PartialFC: expected embeddings N×{self.embedding_size} and N labels, "
+                               f"got {list(embeddings.shape)} and {list(labels.shape)}")
+        counts = gather_row_counts(embeddings.shape[0]) if self.world_size > 1 else None
+        embeddings = all_gather_rows(embeddings, counts)
+        labels = all_gather_rows(labels, counts)
+        if self.check_labels:
+            self._check_labels(labels)
+        local = labels - self.class_start
+        local = paddle.where((local >= 0) & (local < self.num_local), local, paddle.full_like(local, -1))
+        weight = self.weight
+        self.sampled_index = None
+        if self.num_sample < self.num_local and self.training:
+            self.sampled_index, local = sample_classes(local, self.num_local, self.num_sample)
+            weight = paddle.gather(self.weight, self.sampled_index)
+        cosine = paddle.matmul(F.normalize(embeddings, axis=1), F.normalize(weight, axis=1), transpose_y=True)
+        logits = self.margin_loss(paddle.clip(cosine, -1.0, 1.0), local)
+        return parallel_softmax_cross_entropy(logits, local)
+
+    def _check_labels(self, labels: paddle.Tensor) -> None:
+        low, high = int(labels.min().item()), int(labels.max().item())
+        if low < 0 or high >= self.num_classes:
+            raise ToolkitError(f"PartialFC: label {low if low < 0 else high} outside [0, {self.num_classes})")
+
+    def load_center_shards(self, shards: Sequence[np.ndarray]) -> None:
+        """Set this rank's centres from the shards of a run with any world size (in rank order) — resuming on a
+        different number of processes re-splits the classes."""
+        arrays = [np.asarray(s, dtype=np.float32) for s in shards]
+        total = sum(a.shape[0] for a in arrays)
+        if total != self.num_classes or any(a.ndim != 2 or a.shape[1] != self.embedding_size for a in arrays):
+            raise ToolkitError(f"PartialFC: checkpoint centres {[list(a.shape) for a in arrays]} do not match "
+                               f"{self.num_classes} classes × {self.embedding_size}")
+        full = np.concatenate(arrays, axis=0) if len(arrays) > 1 else arrays[0]
+        self.weight.set_value(full[self.class_start:self.class_start + self.num_local])
+
+    def extra_repr(self) -> str:
+        return (f"embedding_size={self.embedding_size}, num_classes={self.num_classes}, shard=[{self.class_start}, "
+                f"{self.class_start + self.num_local}), sample_ratio={self.sample_ratio}, rank={self.rank}/{self.world_size}")
+
+
+def parallel_softmax_cross_entropy(logits: paddle.Tensor, local_labels: paddle.Tensor) -> paddle.Tensor:
+    """Mean softmax cross entropy when each rank holds some columns of the logits (−1: target elsewhere)."""
+    shifted = logits - all_reduce_max(logits.max(axis=1, keepdim=True))
+    sum_exp = AllReduceSum.apply(paddle.exp(shifted).sum(axis=1))
+    in_shard = (local_labels >= 0).astype(logits.dtype)
+    picked = paddle.take_along_axis(shifted, paddle.clip(local_labels, min=0).unsqueeze(1), axis=1).squeeze(1)
+    target = AllReduceSum.apply(picked * in_shard)
+    return (paddle.log(sum_exp) - target).mean()

@@ -1,0 +1,227 @@
+"""``FaceAnalyzer``: detect → align → embed → match → draw, as a plain Python API.
+
+    from arcface_paddle.pipeline import FaceAnalyzer
+    analyzer = FaceAnalyzer(index="demo/index.bin")
+    faces = analyzer.analyze(image_rgb)          # list[Face]
+    drawn = analyzer.draw(image_rgb, faces)
+
+Colour order and normalisation of each model come from its ``model.yaml`` through the predictors; this
+module only hands them RGB uint8 pixels.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Optional, Sequence, Union
+
+import cv2
+import numpy as np
+
+from ..errors import ToolkitError
+from ..model_config import load_model_config
+from . import alignment
+from .drawing import draw_faces, load_font
+from .gallery import GalleryIndex, load_index
+from .matching import DEFAULT_CANDIDATES, DEFAULT_REC_THRESHOLD, UNKNOWN, match_embeddings
+from .media_io import read_image
+
+REPO_MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                           "inference_model")
+DEFAULT_DET_MODEL = os.path.join(REPO_MODELS, "blazeface_full_range")
+DEFAULT_REC_MODEL = os.path.join(REPO_MODELS, "mobilenet_sface")
+EMBED_BATCH = 32
+
+ImageLike = Union[str, np.ndarray]
+
+
+@dataclasses.dataclass
+class Face:
+    box: tuple                                  # x1, y1, x2, y2 in image pixels
+    score: float                                # detector confidence (1.0 when no detector ran)
+    keypoints: Optional[np.ndarray] = None      # K×2 pixels (BlazeFace: 6, MediaPipe order)
+    name: Optional[str] = None                  # identity, "unknown", or None when not matched
+    similarity: Optional[float] = None          # cosine similarity of the match
+    embedding: Optional[np.ndarray] = None      # L2-normalised recognizer output
+
+    @property
+    def area(self) -> float:
+        return max(0.0, self.box[2] - self.box[0]) * max(0.0, self.box[3] - self.box[1])
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (no embedding)."""
+        return {"box": [round(float(v), 2) for v in self.box], "score": round(float(self.score), 4),
+                "keypoints": None if self.keypoints is None else np.round(self.keypoints.astype(np.float64), 2).tolist(),
+                "name": self.name,
+                "similarity": None if self.similarity is None else round(float(self.similarity), 4)}
+
+
+@dataclasses.dataclass
+class CompareResult:
+    similarity: float
+    distance: float              # Euclidean distance of the normalised embeddings, sqrt(2 - 2·similarity)
+    same_person: bool
+    threshold: float
+    faces: tuple                 # the Face used in each image
+    crops: tuple                 # the aligned crops fed to the recognizer (RGB uint8)
+
+
+def largest_face(faces: Sequence[Face]) -> Optional[Face]:
+    return max(faces, key=lambda face: face.area) if faces else None
+
+
+def _as_image(image: ImageLike) -> tuple[np.ndarray, str]:
+    if isinstance(image, (str, os.PathLike)):
+        return read_image(os.fspath(image)), os.fspath(image)
+    array = np.asarray(image)
+    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
+        raise ToolkitError(f"expected an H×W×3 uint8 RGB image, got {array.shape} {array.dtype}")
+    return array, "image"
+
+
+class FaceAnalyzer:
+    """Detection + alignment + recognition + gallery matching with the shipped models by default.
+
+    ``det=False`` treats every whole image as one face (input already cropped); ``rec=False`` only detects.
+    ``index`` is an ``index.bin`` path or a :class:`GalleryIndex`; it must come from the same recognizer.
+    """
+
+    def __init__(self, det_model: Optional[str] = None, rec_model: Optional[str] = None,
+                 index: Union[str, GalleryIndex, None] = None, det_thresh: Optional[float] = None,
+                 rec_thresh: float = DEFAULT_REC_THRESHOLD, cdd_num: int = DEFAULT_CANDIDATES,
+                 cpu_threads: int = 2, use_gpu: bool = False, align: bool = True, det: bool = True,
+                 rec: bool = True, font: Optional[str] = None, search_backend: str = "numpy"):
+        if not (det or rec):
+            raise ToolkitError("nothing to do: enable detection (--det), recognition (--rec) or both")
+        self.rec_thresh = float(rec_thresh)
+        self.cdd_num = int(cdd_num)
+        self.align = bool(align)
+        self.font = font
+        if font:
+            load_font(font, 12)       # an unreadable font fails now, not after the first image is processed
+        self.search_backend = search_backend
+        self.detector = self._load_detector(det_model or DEFAULT_DET_MODEL, det_thresh, cpu_threads,
+                                            use_gpu) if det else None
+        self.recognizer, self.rec_model_dir, self.rec_config = None, None, None
+        if rec:
+            self.rec_model_dir = rec_model or DEFAULT_REC_MODEL
+            self.rec_config = load_model_config(self.rec_model_dir)
+            if self.rec_config.task != "recognition":
+                raise ToolkitError(f"{self.rec_model_dir}: model.yaml says task {self.rec_config.task!r}, "
+                                   "expected a recognition model")
+            from ..inference.predictor import RecognitionPredictor
+            self.recognizer = RecognitionPredictor(self.rec_model_dir, cpu_threads=cpu_threads, use_gpu=use_gpu)
+        self.index = None
+        if index is not None:
+            self.set_index(index)
+
+    @staticmethod
+    def _load_detector(model_dir: str, det_thresh, cpu_threads: int, use_gpu: bool):
+        config = load_model_config(model_dir)
+        if config.task != "detection":
+            raise ToolkitError(f"{model_dir}: model.yaml says task {config.task!r}, expected a detection model")
+        from blazeface_paddle.predictor import DetectorPredictor
+        kwargs = {"cpu_threads": cpu_threads, "score_threshold": det_thresh}
+        if use_gpu:
+            kwargs["use_gpu"] = True
+        return DetectorPredictor(model_dir, **kwargs)
+
+    # ---- properties ---------------------------------------------------------------------------------------
+    @property
+    def model_id(self) -> str:
+        if self.rec_config is None:
+            raise ToolkitError("no recognizer loaded (recognition disabled)")
+        return str(self.rec_config.model_id)
+
+    @property
+    def crop_size(self) -> tuple[int, int]:
+        height, width = self.rec_config.input_size
+        return int(height), int(width)
+
+    def set_index(self, index: Union[str, GalleryIndex]) -> None:
+        if self.recognizer is None:
+            raise ToolkitError("a gallery index needs recognition enabled (--rec)")
+        if isinstance(index, GalleryIndex):
+            index.check_model(self.model_id, self.rec_model_dir)
+            self.index = index
+        else:
+            self.index = load_index(os.fspath(index), expected_model_id=self.model_id, model_dir=self.rec_model_dir)
+        if len(self.index) == 0:
+            raise ToolkitError(f"{self.index.source}: the gallery is empty; build it with --build_index")
+
+    # ---- the pipeline -------------------------------------------------------------------------------------
+    def detect(self, image_rgb: np.ndarray) -> list[Face]:
+        if self.detector is None:
+            height, width = image_rgb.shape[:2]
+            return [Face(box=(0.0, 0.0, float(width), float(height)), score=1.0)]
+        return [Face(box=tuple(float(v) for v in det.box), score=float(det.score),
+                     keypoints=None if det.keypoints is None else np.asarray(det.keypoints, np.float32))
+                for det in self.detector.detect(image_rgb)]
+
+    def crop(self, image_rgb: np.ndarray, face: Face) -> np.ndarray:
+        """The recognizer's input for one face: aligned by keypoints, else a square box crop."""
+        height, width = self.crop_size
+        if self.detector is None:
+            return cv2.resize(image_rgb, (width, height), interpolation=cv2.INTER_AREA)
+        if self.align and face.keypoints is not None:
+            return alignment.align_face(image_rgb, face.keypoints, size=height)
+        return alignment.crop_face(image_rgb, face.box, size=height)
+
+    def embed(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        outputs = [self.recognizer.embed(np.stack(crops[start:start + EMBED_BATCH]))
+                   for start in range(0, len(crops), EMBED_BATCH)]
+        embeddings = np.concatenate(outputs, axis=0).astype(np.float32)
+        return embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+
+    def analyze(self, image: ImageLike) -> list[Face]:
+        """Every face in the image with its box, keypoints and (when recognition is on) name and similarity."""
+        image_rgb, _ = _as_image(image)
+        faces = self.detect(image_rgb)
+        if self.recognizer is None or not faces:
+            return faces
+        embeddings = self.embed([self.crop(image_rgb, face) for face in faces])
+        for face, embedding in zip(faces, embeddings):
+            face.embedding = embedding
+        if self.index is not None:
+            matches = match_embeddings(self.index, embeddings, threshold=self.rec_thresh, top_k=self.cdd_num,
+                                       backend=self.search_backend)
+            for face, match in zip(faces, matches):
+                face.name, face.similarity = match.name, match.similarity
+        return faces
+
+    def draw(self, image_rgb: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
+        return draw_faces(image_rgb, faces, font_path=self.font)
+
+    # ---- gallery and pairs --------------------------------------------------------------------------------
+    def embed_largest_face(self, image: ImageLike) -> tuple[Face, np.ndarray]:
+        """(largest face, its aligned crop) with ``face.embedding`` set; ToolkitError naming a faceless file."""
+        image_rgb, source = _as_image(image)
+        face = largest_face(self.detect(image_rgb))
+        if face is None:
+            raise ToolkitError(f"{source}: no face found (detector threshold "
+                               f"{getattr(self.detector, 'score_threshold', 'default')})")
+        crop = self.crop(image_rgb, face)
+        face.embedding = self.embed([crop])[0]
+        return face, crop
+
+    def compare(self, image1: ImageLike, image2: ImageLike, threshold: Optional[float] = None) -> CompareResult:
+        """Cosine similarity of the largest face in each image, and same/different at ``threshold``."""
+        if self.recognizer is None:
+            raise ToolkitError("compare needs recognition enabled")
+        threshold = self.rec_thresh if threshold is None else float(threshold)
+        face1, crop1 = self.embed_largest_face(image1)
+        face2, crop2 = self.embed_largest_face(image2)
+        similarity = float(np.clip(face1.embedding @ face2.embedding, -1.0, 1.0))
+        return CompareResult(similarity=similarity, distance=float(np.sqrt(max(0.0, 2 - 2 * similarity))),
+                             same_person=similarity >= threshold, threshold=threshold, faces=(face1, face2),
+                             crops=(crop1, crop2))
+
+    def build_index(self, img_dir: Optional[str] = None, label_file: Optional[str] = None,
+                    output: Optional[str] = None, append: bool = False, progress: bool = True):
+        """Gallery from an identity-folder tree or a ``path<TAB>name`` label file; see gallery_builder."""
+        from .gallery_builder import build_gallery
+        return build_gallery(self, img_dir=img_dir, label_file=label_file, output=output, append=append,
+                             progress=progress)
+
+
+__all__ = ["Face", "CompareResult", "FaceAnalyzer", "largest_face", "UNKNOWN", "DEFAULT_DET_MODEL",
+           "DEFAULT_REC_MODEL"]

@@ -1,0 +1,229 @@
+"""``index.bin``: the gallery of known faces, in our own pickle-free format.
+
+The file is a NumPy ``.npz`` archive read with ``allow_pickle=False`` holding
+
+    magic            "arcface_paddle.gallery"
+    format_version   1
+    names            N unicode strings (one identity name per row)
+    features         N×D float32, every row L2-normalised
+    embedding_size   D
+    model_id         the recognizer's ``model_id`` from its model.yaml
+
+so a gallery built with one recognizer is refused by another (their embeddings are not comparable).
+A reference-toolkit ``index.bin`` (a pickled dict ``{"label": [...], "feature": array}``) is imported
+through the restricted unpickler by :func:`import_reference_index`; nothing here calls ``pickle.load``.
+
+Search is exact cosine similarity, computed over the gallery in chunks (constant extra memory); when
+``faiss`` (optional extra ``faiss-cpu``) is installed, ``backend="faiss"`` uses its exact inner-product
+index instead.
+"""
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..errors import ToolkitError
+from ..safe_io import atomic_save_bytes, restricted_loads
+
+MAGIC = "arcface_paddle.gallery"
+FORMAT_VERSION = 1
+SEARCH_CHUNK_ROWS = 65536
+_FIELDS = ("magic", "format_version", "names", "features", "embedding_size", "model_id")
+
+
+def l2_normalize(features: np.ndarray) -> np.ndarray:
+    features = np.asarray(features, dtype=np.float32)
+    norms = np.linalg.norm(features, axis=-1, keepdims=True)
+    return features / np.maximum(norms, 1e-12)
+
+
+def faiss_available() -> bool:
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class GalleryIndex:
+    """Names + normalised features of known faces, tied to one recognizer ``model_id``."""
+
+    def __init__(self, names: Sequence[str], features: np.ndarray, model_id: str, source: str = "<memory>",
+                 normalize: bool = True):
+        features = np.asarray(features, dtype=np.float32)
+        if features.ndim != 2 or len(names) != len(features):
+            raise ToolkitError(f"{source}: {len(names)} names but features of shape {features.shape}")
+        # A loaded index keeps its names as the numpy array it read (a million Python strings cost load time);
+        # ``names`` turns them into a list on first use.
+        self._names = names if isinstance(names, np.ndarray) else [str(name) for name in names]
+        self.features = l2_normalize(features) if normalize and len(features) else features
+        self.model_id = str(model_id)
+        self.source = source
+        self._faiss_index = None
+
+    @classmethod
+    def empty(cls, embedding_size: int, model_id: str) -> "GalleryIndex":
+        return cls([], np.zeros((0, embedding_size), np.float32), model_id)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    @property
+    def names(self) -> list[str]:
+        if isinstance(self._names, np.ndarray):
+            self._names = self._names.tolist()
+        return self._names
+
+    def name_of(self, row: int) -> str:
+        return str(self._names[row])
+
+    @property
+    def embedding_size(self) -> int:
+        return int(self.features.shape[1])
+
+    @property
+    def identities(self) -> list[str]:
+        return sorted(set(self.names))
+
+    def add(self, names: Sequence[str], features: np.ndarray) -> None:
+        features = l2_normalize(np.asarray(features, dtype=np.float32).reshape(len(names), -1))
+        if len(self) and features.shape[1] != self.embedding_size:
+            raise ToolkitError(f"{self.source}: cannot add {features.shape[1]}-d features to a "
+                               f"{self.embedding_size}-d gallery")
+        self.names.extend(str(name) for name in names)
+        self.features = np.concatenate([self.features.reshape(-1, features.shape[1]), features], axis=0)
+        self._faiss_index = None
+
+    def check_model(self, model_id: str, model_dir: str = "") -> None:
+        """Refuse a gallery whose embeddings came from another recognizer."""
+        if self.model_id != str(model_id):
+            where = f" ({model_dir})" if model_dir else ""
+            raise ToolkitError(
+                f"{self.source}: gallery built with recognizer model_id {self.model_id}, but the recognizer in "
+                f"use{where} is model_id {model_id}; rebuild the index with this recognizer (--build_index)")
+
+    # ---- search -------------------------------------------------------------------------------------------
+    def search(self, queries: np.ndarray, top_k: int = 5, backend: str = "numpy",
+               chunk_rows: int = SEARCH_CHUNK_ROWS) -> tuple[np.ndarray, np.ndarray]:
+        """Exact cosine top-k: (similarities Q×k descending, row indices Q×k); k is capped at len(self)."""
+        if len(self) == 0:
+            raise ToolkitError(f"{self.source}: the gallery is empty; build it with --build_index")
+        queries = l2_normalize(np.asarray(queries, dtype=np.float32).reshape(-1, self.embedding_size))
+        top_k = max(1, min(int(top_k), len(self)))
+        if backend == "faiss":
+            return self._search_faiss(queries, top_k)
+        if backend != "numpy":
+            raise ToolkitError(f"unknown search backend {backend!r}; choose numpy or faiss")
+        return _chunked_top_k(self.features, queries, top_k, chunk_rows)
+
+    def _search_faiss(self, queries: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            import faiss
+        except ImportError:
+            raise ToolkitError("search backend faiss needs the optional extra: pip install faiss-cpu") from None
+        if self._faiss_index is None:
+            index = faiss.IndexFlatIP(self.embedding_size)
+            index.add(np.ascontiguousarray(self.features))
+            self._faiss_index = index
+        similarities, indices = self._faiss_index.search(np.ascontiguousarray(queries), top_k)
+        return similarities, indices.astype(np.int64)
+
+    # ---- file I/O -----------------------------------------------------------------------------------------
+    def save(self, path: str) -> None:
+        """Write the gallery atomically (temp file + rename), so an old index is never half-overwritten."""
+        buffer = io.BytesIO()
+        names = np.asarray(self._names, dtype=np.str_) if len(self) else np.zeros((0,), dtype="<U1")
+        np.savez(buffer, magic=np.array(MAGIC), format_version=np.array(FORMAT_VERSION, np.int64),
+                 names=names, features=np.ascontiguousarray(self.features, dtype=np.float32),
+                 embedding_size=np.array(self.features.shape[1], np.int64), model_id=np.array(self.model_id))
+        atomic_save_bytes(path, buffer.getvalue())
+        self.source = path
+
+
+def load_index(path: str, expected_model_id: Optional[str] = None, model_dir: str = "") -> GalleryIndex:
+    """Read an ``index.bin``; ToolkitError for a missing, corrupt, truncated, foreign or mismatched file."""
+    if not os.path.isfile(path):
+        raise ToolkitError(f"{path}: index file not found")
+    with open(path, "rb") as handle:
+        head = handle.read(2)
+    if head[:1] == b"\x80":
+        raise ToolkitError(f"{path}: this is a reference-toolkit (pickled) index; convert it once with "
+                           f"test_recognition.py --import_index {path} --build_index NEW_INDEX")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [field for field in _FIELDS if field not in archive.files]
+            if missing:
+                raise ToolkitError(f"{path}: not an arcface_paddle gallery (missing {', '.join(missing)})")
+            fields = {field: archive[field] for field in _FIELDS}
+    except ToolkitError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as error:
+        raise ToolkitError(f"{path}: corrupt or truncated index ({type(error).__name__}: {error})") from None
+    if str(fields["magic"]) != MAGIC:
+        raise ToolkitError(f"{path}: not an arcface_paddle gallery (magic {str(fields['magic'])!r})")
+    version = int(fields["format_version"])
+    if version != FORMAT_VERSION:
+        raise ToolkitError(f"{path}: gallery format version {version}, this toolkit reads {FORMAT_VERSION}")
+    features, names = fields["features"], fields["names"]
+    size = int(fields["embedding_size"])
+    if features.dtype != np.float32 or features.ndim != 2 or features.shape[1] != size or len(names) != len(features):
+        raise ToolkitError(f"{path}: inconsistent gallery ({len(names)} names, features {features.shape} "
+                           f"{features.dtype}, embedding size {size})")
+    if names.dtype.kind != "U" or names.ndim != 1:
+        raise ToolkitError(f"{path}: corrupt gallery (names must be a 1-d array of strings, found {names.dtype})")
+    if not np.all(np.isfinite(features)):
+        raise ToolkitError(f"{path}: corrupt gallery (non-finite feature values)")
+    # Rows were normalised when saved; re-normalising a million rows would only cost load time.
+    index = GalleryIndex(names, features, str(fields["model_id"]), source=path, normalize=False)
+    if expected_model_id is not None:
+        index.check_model(expected_model_id, model_dir)
+    return index
+
+
+def import_reference_index(path: str, model_id: str) -> GalleryIndex:
+    """Read a reference-toolkit ``index.bin`` (pickled ``{"label": [...], "feature": array}``) safely.
+
+    The pickle is decoded with the restricted unpickler (plain data + numpy arrays only); ``model_id`` is the
+    recognizer the caller states the features came from — the reference format does not record it.
+    """
+    if not os.path.isfile(path):
+        raise ToolkitError(f"{path}: index file not found")
+    with open(path, "rb") as handle:
+        data = handle.read()
+    raw = restricted_loads(data, source=path, allow_numpy=True)
+    if not isinstance(raw, dict):
+        raise ToolkitError(f"{path}: expected a dict with 'label' and 'feature', found {type(raw).__name__}")
+    raw = {key.decode() if isinstance(key, bytes) else key: value for key, value in raw.items()}
+    if "label" not in raw or "feature" not in raw:
+        raise ToolkitError(f"{path}: expected keys 'label' and 'feature', found {sorted(map(str, raw))}")
+    labels = [label.decode("utf-8") if isinstance(label, bytes) else str(label) for label in raw["label"]]
+    try:
+        features = np.asarray(raw["feature"], dtype=np.float32)
+    except (TypeError, ValueError) as error:
+        raise ToolkitError(f"{path}: 'feature' is not a numeric array ({error})") from None
+    if features.ndim != 2 or len(features) != len(labels):
+        raise ToolkitError(f"{path}: {len(labels)} labels but features of shape {features.shape}")
+    return GalleryIndex(labels, features, model_id, source=path)
+
+
+def _chunked_top_k(gallery: np.ndarray, queries: np.ndarray, top_k: int,
+                   chunk_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k inner products, one gallery chunk at a time (bounded temporary memory)."""
+    best_scores = np.full((len(queries), 0), -np.inf, dtype=np.float32)
+    best_rows = np.zeros((len(queries), 0), dtype=np.int64)
+    for start in range(0, len(gallery), chunk_rows):
+        scores = queries @ gallery[start:start + chunk_rows].T
+        k = min(top_k, scores.shape[1])
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        best_scores = np.concatenate([best_scores, np.take_along_axis(scores, part, axis=1)], axis=1)
+        best_rows = np.concatenate([best_rows, part + start], axis=1)
+        if best_scores.shape[1] > top_k:
+            keep = np.argpartition(-best_scores, top_k - 1, axis=1)[:, :top_k]
+            best_scores = np.take_along_axis(best_scores, keep, axis=1)
+            best_rows = np.take_along_axis(best_rows, keep, axis=1)
+    order = np.argsort(-best_scores, axis=1, kind="stable")
+    return np.take_along_axis(best_scores, order, axis=1), np.take_along_axis(best_rows, order, axis=1)

@@ -1,0 +1,152 @@
+"""Reading and writing the pipeline's media: images, folders of images, videos, JSON results.
+
+Every reader turns a bad file into a one-line :class:`ToolkitError` naming it; every writer goes through a
+temporary file and a rename so an interrupted run leaves no half-written output.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from ..errors import ToolkitError
+from ..safe_io import atomic_save_bytes, atomic_write
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv")
+_FOURCC = {".mp4": "mp4v", ".avi": "MJPG", ".mov": "mp4v", ".mkv": "MJPG"}
+
+
+def is_image_path(path: str) -> bool:
+    return path.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def is_video_path(path: str) -> bool:
+    return path.lower().endswith(VIDEO_EXTENSIONS)
+
+
+def read_image(path: str) -> np.ndarray:
+    """Decode an image file to H×W×3 uint8 RGB (grey and alpha handled); ToolkitError if it cannot be read."""
+    if not os.path.isfile(path):
+        raise ToolkitError(f"{path}: image file not found")
+    try:
+        data = np.fromfile(path, dtype=np.uint8)  # works for non-ASCII paths, unlike cv2.imread
+    except OSError as error:
+        raise ToolkitError(f"{path}: cannot read ({error.strerror})") from None
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if image is None:
+        raise ToolkitError(f"{path}: not a readable image (corrupt or unsupported format)")
+    return to_rgb_uint8(image, source=path)
+
+
+def to_rgb_uint8(image: np.ndarray, source: str = "image") -> np.ndarray:
+    """OpenCV-decoded array (grey, BGR or BGRA, 8 or 16 bit) → H×W×3 uint8 RGB."""
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    if image.dtype != np.uint8:
+        raise ToolkitError(f"{source}: unsupported pixel type {image.dtype}")
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    if image.shape[2] == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    raise ToolkitError(f"{source}: unsupported number of channels {image.shape[2]}")
+
+
+def write_image(path: str, image_rgb: np.ndarray) -> None:
+    """Encode by the file extension and write atomically."""
+    extension = os.path.splitext(path)[1].lower() or ".jpg"
+    ok, encoded = cv2.imencode(extension, cv2.cvtColor(np.ascontiguousarray(image_rgb), cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ToolkitError(f"{path}: cannot encode an image with extension {extension!r}")
+    atomic_save_bytes(path, encoded.tobytes())
+
+
+def write_json(path: str, payload) -> None:
+    with atomic_write(path, "w") as handle:
+        json.dump(payload, handle, indent=2, ensure_ascii=False)
+        handle.write("\n")
+
+
+def list_images(folder: str, recursive: bool = False) -> list[str]:
+    """Image files in ``folder`` (sorted); ToolkitError if the folder is missing or has no images."""
+    if not os.path.isdir(folder):
+        raise ToolkitError(f"{folder}: folder not found")
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        found.extend(os.path.join(root, name) for name in sorted(files) if is_image_path(name))
+        if not recursive:
+            break
+    if not found:
+        raise ToolkitError(f"{folder}: no images found ({', '.join(IMAGE_EXTENSIONS)})")
+    return found
+
+
+def check_output_dir(folder: str) -> None:
+    """Create ``folder`` if needed and prove it is writable before any work starts."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise ToolkitError(f"{folder}: output folder is not writable ({error.strerror or error})") from None
+
+
+class VideoReader:
+    """Frames of a video file as RGB uint8, with its fps and frame count."""
+
+    def __init__(self, path: str):
+        if not os.path.isfile(path):
+            raise ToolkitError(f"{path}: video file not found")
+        self.path = path
+        self._capture = cv2.VideoCapture(path)
+        if not self._capture.isOpened():
+            raise ToolkitError(f"{path}: cannot open video (corrupt or unsupported codec)")
+        self.fps = float(self._capture.get(cv2.CAP_PROP_FPS)) or 25.0
+        self.frame_count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        ok, first = self._capture.read()
+        if not ok:
+            self._capture.release()
+            raise ToolkitError(f"{path}: video has no readable frames")
+        self._first = first
+        self.size_wh = (int(first.shape[1]), int(first.shape[0]))
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        frame = self._first
+        while frame is not None:
+            yield to_rgb_uint8(frame, source=self.path)
+            ok, frame = self._capture.read()
+            if not ok:
+                frame = None
+        self._capture.release()
+
+
+@contextlib.contextmanager
+def video_writer(path: str, fps: float, size_wh: tuple[int, int]):
+    """Yield ``write(frame_rgb)``; the video appears at ``path`` only when the block completes."""
+    extension = os.path.splitext(path)[1].lower()
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp_path = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=extension, dir=directory)
+    os.close(fd)
+    writer = cv2.VideoWriter(tmp_path, cv2.VideoWriter_fourcc(*_FOURCC.get(extension, "mp4v")), fps, size_wh)
+    try:
+        if not writer.isOpened():
+            raise ToolkitError(f"{path}: cannot write video (no encoder for {extension!r})")
+        yield lambda frame: writer.write(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR))
+        writer.release()
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_path, 0o666 & ~umask)
+        os.replace(tmp_path, path)
+    finally:
+        writer.release()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_path)

@@ -1,0 +1,83 @@
+"""Running a FaceAnalyzer over an image, a folder of images or a video, writing drawn results + JSON."""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from tqdm import tqdm
+
+from ..errors import ToolkitError
+from .media_io import (VideoReader, check_output_dir, is_image_path, is_video_path, list_images, read_image,
+                       video_writer, write_image, write_json)
+
+
+@dataclasses.dataclass
+class RunResult:
+    input: str
+    output: str                  # drawn image or video
+    json: str                    # boxes, keypoints, scores, names, similarities
+    faces: list                  # list[Face] (for a video: the faces of every frame, in order)
+
+
+@dataclasses.dataclass
+class RunReport:
+    results: list                # RunResult per processed file
+    failed: list                 # (path, reason) for files that could not be processed
+
+
+def _outputs(input_path: str, output_dir: str, extension: str | None = None) -> tuple[str, str]:
+    stem, original = os.path.splitext(os.path.basename(input_path))
+    return os.path.join(output_dir, stem + (extension or original)), os.path.join(output_dir, stem + ".json")
+
+
+def process_image(analyzer, path: str, output_dir: str) -> RunResult:
+    image = read_image(path)
+    faces = analyzer.analyze(image)
+    drawn_path, json_path = _outputs(path, output_dir, None if path.lower().endswith((".jpg", ".jpeg", ".png"))
+                                     else ".png")
+    write_image(drawn_path, analyzer.draw(image, faces))
+    write_json(json_path, {"input": path, "image_size": [image.shape[1], image.shape[0]],
+                           "faces": [face.to_dict() for face in faces]})
+    return RunResult(path, drawn_path, json_path, faces)
+
+
+def process_video(analyzer, path: str, output_dir: str, progress: bool = True) -> RunResult:
+    reader = VideoReader(path)
+    drawn_path, json_path = _outputs(path, output_dir)
+    frames, all_faces = [], []
+    with video_writer(drawn_path, reader.fps, reader.size_wh) as write, \
+            tqdm(total=reader.frame_count or None, desc=os.path.basename(path), unit="frame",
+                 disable=not progress) as bar:
+        for number, frame in enumerate(reader):
+            faces = analyzer.analyze(frame)
+            write(analyzer.draw(frame, faces))
+            frames.append({"frame": number, "faces": [face.to_dict() for face in faces]})
+            all_faces.extend(faces)
+            bar.update(1)
+    write_json(json_path, {"input": path, "fps": reader.fps, "frame_size": list(reader.size_wh), "frames": frames})
+    return RunResult(path, drawn_path, json_path, all_faces)
+
+
+def run_on_input(analyzer, input_path: str, output_dir: str, progress: bool = True) -> RunReport:
+    """Process ``input_path`` (image, folder of images, or video) into ``output_dir``.
+
+    A single bad file raises ToolkitError; in a folder, bad files are collected in ``failed`` and the batch
+    goes on.
+    """
+    check_output_dir(output_dir)
+    if os.path.isdir(input_path):
+        results, failed = [], []
+        for path in tqdm(list_images(input_path), desc="images", unit="img", disable=not progress):
+            try:
+                results.append(process_image(analyzer, path, output_dir))
+            except ToolkitError as error:
+                message = str(error)
+                failed.append((path, message[len(path) + 2:] if message.startswith(path + ": ") else message))
+        return RunReport(results, failed)
+    if not os.path.exists(input_path):
+        raise ToolkitError(f"{input_path}: input not found")
+    if is_video_path(input_path):
+        return RunReport([process_video(analyzer, input_path, output_dir, progress=progress)], [])
+    if is_image_path(input_path) or os.path.isfile(input_path):
+        return RunReport([process_image(analyzer, input_path, output_dir)], [])
+    raise ToolkitError(f"{input_path}: not an image, folder or video")

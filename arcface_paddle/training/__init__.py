@@ -1,0 +1,1 @@
+"""Recognition training: configs, lr schedules, checkpoints, samplers, optimisers and the trainer."""

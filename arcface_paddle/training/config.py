@@ -1,0 +1,263 @@
+"""Training configs as data: YAML files over :data:`DEFAULTS`, plus ``-o key=value`` and flag overrides.
+
+Resolution order (later wins): :data:`DEFAULTS` → the ``base:`` chain of the YAML file (a config may name
+``base: base.yaml``, relative to itself) → the YAML file → seed flags (``--lr 0.2`` …) → ``-o`` overrides
+(dotted keys, YAML-typed values: ``-o data.num_workers=0 -o decay_epochs=[4,8]``).
+
+Every key must exist in :data:`DEFAULTS` (except inside ``backbone_kwargs``, which is passed to the
+backbone): a typo is a :class:`ToolkitError` naming close matches, raised before anything runs.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+from typing import Iterable, Mapping, Optional
+
+import yaml
+
+from ..errors import ToolkitError
+
+# Every key a training config may set, with its default.  configs/base.yaml documents the recipe values.
+DEFAULTS = {
+    # --- model
+    "network": "MobileFaceNet_128",     # registry name (arcface_paddle.backbones)
+    "embedding_size": 128,
+    "backbone_kwargs": {},              # extra backbone options (width, dropout, ...), passed as keywords
+    # --- loss
+    "loss": "arcface",                  # arcface | cosface | triplet (also combined, sphereface, softmax)
+    "margin": {"s": None, "m1": None, "m2": None, "m3": None},  # None → the preset of `loss`
+    "sample_ratio": 1.0,                # PartialFC: fraction of class centres sampled per step
+    "center_loss_weight": 0.0,          # > 0 adds center loss beside the softmax (or triplet) loss
+    "center_loss": {"update": "gradient", "alpha": 0.5, "lr_scale": 1.0},  # see losses/center.py
+    "triplet": {"margin": 0.2, "mining": "semi_hard", "images_per_identity": 4},
+    # --- optimisation
+    "optimizer": "sgd",                 # sgd (momentum) | adam | adamw
+    "lr": 0.1,                          # for a global batch of lr_reference_batch images
+    "lr_reference_batch": 512,          # lr is scaled by global_batch / lr_reference_batch (0: no scaling)
+    "momentum": 0.9,
+    "weight_decay": 5e-4,
+    "adam_betas": [0.9, 0.999],
+    "adam_epsilon": 1e-8,
+    "grad_clip_norm": 0.0,              # > 0: clip the global gradient norm
+    "lr_schedule": "step",              # step | cosine | constant
+    "warmup_epochs": 0.0,
+    "decay_epochs": [10, 16, 22],       # step schedule boundaries (epochs, may be fractional)
+    "decay_rate": 0.1,
+    "min_lr": 0.0,                      # cosine floor
+    "num_epochs": 25,
+    "max_steps": 0,                     # > 0: stop after this many steps (the schedule still spans num_epochs)
+    "batch_size": 128,                  # per process; global batch = batch_size × processes
+    "fp16": False,                      # AMP fp16 on GPU (ignored with a warning on CPU)
+    "sync_bn": False,                   # multi-process: batch-norm statistics over the global batch
+    "device": "auto",                   # auto (GPU when paddle has one) | cpu | gpu
+    "seed": 2024,
+    # --- data
+    "data": {
+        "kind": "shards",               # shards | folder | synthetic
+        "root": None,                   # shards: folder with label.txt; folder: identity tree
+        "label_file": None,             # optional label.txt for kind=folder
+        "num_classes": None,            # None → from the data (label.txt / classes.txt); labels must be below it
+        "image_size": 112,              # network input side; images are resized to it
+        "num_workers": 2,
+        "flip": True,                   # random horizontal flip (deterministic in (seed, epoch, batch))
+        "synthetic": {"num_identities": 100, "images_per_identity": 20, "seed": 0},
+    },
+    # --- validation on .bin pairs (paths, or names looked up as <data.root>/<name>.bin)
+    "validation": {"targets": [], "every_steps": 2000, "batch_size": 64},
+    # --- output
+    "output": "output/run",
+    "logdir": None,                     # VisualDL folder; None → <output>/vdl
+    "log_every": 10,
+    "checkpoint_every_steps": 2000,     # also saved at every epoch end
+    "keep_checkpoints": 3,
+    "resume": None,                     # None | auto (newest in output) | checkpoint folder
+    "pretrained": None,                 # backbone checkpoint to start from (fine-tuning)
+    "pretrained_skip": [],              # parameter name prefixes allowed to differ (e.g. a new head: [fc, features])
+}
+
+OPEN_KEYS = ("backbone_kwargs",)
+_FRACTIONAL = ("num_epochs",)           # int defaults that may also be fractional        # free-form mappings, not checked key by key
+CHOICES = {
+    "loss": ("arcface", "cosface", "triplet", "combined", "sphereface", "softmax"),
+    "optimizer": ("sgd", "adam", "adamw"),
+    "lr_schedule": ("step", "cosine", "constant"),
+    "data.kind": ("shards", "folder", "synthetic"),
+    "device": ("auto", "cpu", "gpu"),
+    "center_loss.update": ("gradient", "mean"),
+    "triplet.mining": ("semi_hard", "batch_all", "batch_hard"),
+}
+
+# The seed train.py's flags and the config key each sets.
+FLAG_KEYS = {
+    "network": "network", "lr": "lr", "batch_size": "batch_size", "weight_decay": "weight_decay",
+    "embedding_size": "embedding_size", "logdir": "logdir", "output": "output", "resume": "resume",
+    "pretrained": "pretrained",
+}
+
+
+def load_config(path: Optional[str] = None, *, overrides: Iterable[str] = (),
+                flags: Optional[Mapping[str, object]] = None) -> dict:
+    """Resolve a full config: defaults ← YAML (with its ``base:`` chain) ← flags ← ``-o`` overrides."""
+    config = copy.deepcopy(DEFAULTS)
+    if path:
+        _merge(config, _read_yaml_chain(path, seen=()), source=path)
+    for flag, value in (flags or {}).items():
+        if value is None:
+            continue
+        if flag not in FLAG_KEYS:
+            raise ToolkitError(f"unknown flag --{flag}")
+        set_dotted(config, FLAG_KEYS[flag], value, source=f"--{flag}")
+    for item in overrides:
+        key, value = parse_override(item)
+        set_dotted(config, key, value, source=f"-o {item}")
+    validate(config)
+    return config
+
+
+def parse_override(item: str) -> tuple:
+    """``"a.b=[1, 2]"`` → ``("a.b", [1, 2])`` (the value is parsed as YAML)."""
+    if "=" not in item:
+        raise ToolkitError(f"-o {item}: expected key=value")
+    key, text = item.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ToolkitError(f"-o {item}: empty key")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        value = text
+    return key, value
+
+
+def set_dotted(config: dict, key: str, value, *, source: str) -> None:
+    """Set ``config["a"]["b"] = value`` for key ``a.b``, refusing keys the schema does not know."""
+    parts = key.split(".")
+    node, schema = config, DEFAULTS
+    for depth, part in enumerate(parts[:-1]):
+        prefix = ".".join(parts[:depth + 1])
+        if prefix in OPEN_KEYS:
+            node = node.setdefault(part, {})
+            schema = None
+            continue
+        if schema is not None:
+            _check_known(part, schema, prefix, source)
+            if not isinstance(schema[part], dict):
+                raise ToolkitError(f"{source}: {prefix} is not a section (it holds a single value)")
+            schema = schema[part]
+        node = node.setdefault(part, {})
+    if schema is not None:
+        _check_known(parts[-1], schema, key, source)
+    node[parts[-1]] = value
+
+
+def validate(config: dict) -> None:
+    """Check value types and choices; raise ToolkitError naming the key."""
+    _check_types(config, DEFAULTS, prefix="")
+    for key, allowed in CHOICES.items():
+        value = get_dotted(config, key)
+        if value not in allowed:
+            raise ToolkitError(f"config {key}: {value!r} is not one of {', '.join(allowed)}")
+    for key in ("batch_size", "num_epochs"):
+        if not config[key] or config[key] <= 0:
+            raise ToolkitError(f"config {key}: must be positive, found {config[key]!r}")
+    if not 0.0 < float(config["sample_ratio"]) <= 1.0:
+        raise ToolkitError(f"config sample_ratio: must be in (0, 1], found {config['sample_ratio']!r}")
+    if config["resume"] is True:
+        config["resume"] = "auto"
+    elif config["resume"] is False:
+        config["resume"] = None
+
+
+def get_dotted(config: dict, key: str):
+    node = config
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def dump_config(config: dict) -> str:
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def _read_yaml_chain(path: str, seen: tuple) -> dict:
+    real = os.path.realpath(path)
+    if real in seen:
+        raise ToolkitError(f"{path}: 'base:' chain loops back to itself")
+    if not os.path.isfile(path):
+        raise ToolkitError(f"{path}: config file not found")
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            raw = yaml.safe_load(handle) or {}
+    except yaml.YAMLError as error:
+        raise ToolkitError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise ToolkitError(f"{path}: expected a mapping of config keys, found {type(raw).__name__}")
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    base_path = base if os.path.isabs(base) else os.path.join(os.path.dirname(path), base)
+    merged = _read_yaml_chain(base_path, seen + (real,))
+    _deep_update(merged, raw)
+    return merged
+
+
+def _deep_update(target: dict, update: dict) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _deep_update(target[key], value)
+        else:
+            target[key] = value
+
+
+def _merge(config: dict, raw: dict, *, source: str, prefix: str = "") -> None:
+    for key, value in raw.items():
+        dotted = f"{prefix}{key}"
+        if dotted in OPEN_KEYS:
+            if value is not None and not isinstance(value, dict):
+                raise ToolkitError(f"{source}: {dotted} must be a mapping of options")
+            config[key] = dict(value or {})
+            continue
+        schema = get_dotted(DEFAULTS, prefix[:-1]) if prefix else DEFAULTS
+        _check_known(key, schema, dotted, source)
+        if isinstance(schema[key], dict) and isinstance(value, dict):
+            _merge(config[key], value, source=source, prefix=dotted + ".")
+        else:
+            config[key] = value
+
+
+def _check_known(key: str, schema: dict, dotted: str, source: str) -> None:
+    if key in schema:
+        return
+    parent = dotted.rsplit(".", 1)[0] + "." if "." in dotted else ""
+    candidates = [parent + name for name in schema]
+    close = difflib.get_close_matches(dotted, candidates, n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    raise ToolkitError(f"{source}: unknown config key {dotted!r}{hint}")
+
+
+def _check_types(config: dict, schema: dict, prefix: str) -> None:
+    for key, default in schema.items():
+        value = config.get(key)
+        dotted = prefix + key
+        if dotted in OPEN_KEYS or default is None or value is None:
+            continue
+        if isinstance(default, dict):
+            if not isinstance(value, dict):
+                raise ToolkitError(f"config {dotted}: expected a mapping, found {value!r}")
+            _check_types(value, default, dotted + ".")
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ToolkitError(f"config {dotted}: expected true or false, found {value!r}")
+        elif isinstance(default, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ToolkitError(f"config {dotted}: expected a number, found {value!r}")
+            if isinstance(default, int) and dotted not in _FRACTIONAL and isinstance(value, float) \
+                    and not value.is_integer():
+                raise ToolkitError(f"config {dotted}: expected a whole number, found {value!r}")
+        elif isinstance(default, list):
+            if not isinstance(value, (list, tuple)):
+                raise ToolkitError(f"config {dotted}: expected a list, found {value!r}")
+        elif isinstance(default, str) and not isinstance(value, str):
+            raise ToolkitError(f"config {dotted}: expected text, found {value!r}")

@@ -1,0 +1,132 @@
+"""Saving and restoring the full training state: weights, class-centre shards, optimizer, data position.
+
+The data position is (epoch, batches consumed in that epoch, global batch size); the samplers' order is a
+function of (seed, epoch) and per-step randomness is seeded from (seed, step, rank), so restoring the
+position restores the run exactly.  A run resumed on a different number of processes re-splits the class
+centres and their optimizer accumulators, and converts the position through the number of images consumed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from typing import Optional
+
+from ..errors import ToolkitError
+from ..preprocessing import TRAIN_MEAN, TRAIN_STD
+from . import checkpoint as ckpt
+
+CENTER_LOSS_FILE = "center_loss.pdparams"
+FORMAT_VERSION = 1
+
+
+@dataclasses.dataclass
+class TrainState:
+    epoch: int = 0              # 0-based epoch in progress
+    batch_in_epoch: int = 0     # global batches of that epoch already consumed
+    step: int = 0               # optimizer steps done
+
+
+def build_meta(config: dict, components, state: TrainState, *, num_classes: int, global_batch: int,
+               scaler_state: Optional[dict] = None) -> dict:
+    size = int(config["data"]["image_size"])
+    return {
+        "format_version": FORMAT_VERSION,
+        "network": config["network"],
+        "backbone_kwargs": components.backbone_kwargs,
+        "embedding_size": int(config["embedding_size"]),
+        "input_size": [size, size],
+        "normalization": {"mean": TRAIN_MEAN, "std": TRAIN_STD, "color_order": "RGB"},
+        "num_classes": int(num_classes),
+        "loss": config["loss"],
+        "epoch": state.epoch,
+        "batch_in_epoch": state.batch_in_epoch,
+        "global_batch": int(global_batch),
+        "seed": int(config["seed"]),
+        "rng": "per-step seeds derived from (seed, step, rank); sampler order from (seed, epoch)",
+        "amp_scaler": scaler_state,
+        "config": config,
+    }
+
+
+def save_training_state(config: dict, components, optimizer, state: TrainState, *, num_classes: int,
+                        global_batch: int, rank: int, world_size: int, scaler=None) -> str:
+    import paddle.distributed as dist
+
+    meta = build_meta(config, components, state, num_classes=num_classes, global_batch=global_batch,
+                      scaler_state=_scaler_state(scaler))
+    optimizer_state = ckpt.optimizer_state_by_structure(optimizer.state_dict(), components.named_parameters())
+    folder = ckpt.save_checkpoint(
+        config["output"], state.step, meta=meta, backbone_state=components.backbone.state_dict(),
+        class_centers_state=components.head.state_dict() if components.head is not None else None,
+        optimizer_state=optimizer_state, rank=rank, world_size=world_size,
+        keep=int(config["keep_checkpoints"]), barrier=dist.barrier if world_size > 1 else None,
+        extra_states={CENTER_LOSS_FILE: components.center.state_dict()} if components.center is not None else None)
+    return folder
+
+
+def find_resume_checkpoint(config: dict) -> Optional[str]:
+    """The folder ``resume`` points at; ``auto`` → newest under ``output`` (None when there is none yet)."""
+    resume = config.get("resume")
+    if not resume:
+        return None
+    if resume == "auto":
+        return ckpt.latest_checkpoint(config["output"])
+    return ckpt.resolve_checkpoint(resume)
+
+
+def restore_training_state(folder: str, config: dict, components, optimizer, *, num_classes: int,
+                           global_batch: int, rank: int, world_size: int, scaler=None, log=print) -> TrainState:
+    meta = ckpt.read_meta(folder)
+    for key, expected in (("network", config["network"]), ("embedding_size", int(config["embedding_size"])),
+                          ("num_classes", int(num_classes)), ("loss", config["loss"])):
+        if meta.get(key) != expected:
+            raise ToolkitError(f"{folder}: checkpoint has {key} {meta.get(key)!r} but the config asks for "
+                               f"{expected!r}; resume with the same setup or start a new output folder")
+    ckpt.load_weights_into(components.backbone, ckpt.load_state(os.path.join(folder, ckpt.BACKBONE_FILE)),
+                           source=os.path.join(folder, ckpt.BACKBONE_FILE))
+    saved_world = int(meta.get("world_size", 1))
+    if components.head is not None:
+        shards = [ckpt.load_state(os.path.join(folder, ckpt.class_centers_file(r)))["weight"]
+                  for r in range(saved_world)]
+        components.head.load_center_shards(shards)
+    if components.center is not None:
+        path = os.path.join(folder, CENTER_LOSS_FILE)
+        ckpt.load_weights_into(components.center, ckpt.load_state(path), source=path)
+    saved_optimizer = ckpt.load_optimizer_state(folder, rank, world_size, sharded=("head.weight",))
+    if saved_optimizer is not None:
+        optimizer.set_state_dict(ckpt.optimizer_state_from_structure(saved_optimizer,
+                                                                     components.named_parameters()))
+    if scaler is not None and meta.get("amp_scaler"):
+        scaler.load_state_dict(meta["amp_scaler"])
+    state = TrainState(int(meta["epoch"]), int(meta.get("batch_in_epoch", 0)), int(meta["step"]))
+    saved_batch = int(meta.get("global_batch", global_batch))
+    if saved_batch != global_batch:
+        consumed = state.batch_in_epoch * saved_batch
+        state.batch_in_epoch = math.ceil(consumed / global_batch)
+        log(f"global batch changed {saved_batch} → {global_batch}: continuing epoch {state.epoch + 1} after "
+            f"{consumed} images (batch {state.batch_in_epoch}); the run is no longer step-identical")
+    if saved_world != world_size:
+        log(f"resuming a {saved_world}-process checkpoint on {world_size} processes: class centres re-split")
+    return state
+
+
+def load_pretrained_backbone(backbone, path: str, *, network: str, skip: tuple = (), log=print) -> None:
+    """Initialise ``backbone`` from a checkpoint folder or ``.pdparams`` (fine-tuning)."""
+    if os.path.isdir(path):
+        folder = ckpt.resolve_checkpoint(path)
+        meta = ckpt.read_meta(folder)
+        if meta.get("network") and meta["network"] != network:
+            raise ToolkitError(f"{path}: pretrained checkpoint is a {meta['network']} but network is {network}")
+        params = os.path.join(folder, ckpt.BACKBONE_FILE)
+    else:
+        params = path
+    skipped = ckpt.load_weights_into(backbone, ckpt.load_state(params), source=params,
+                                     allow_missing=tuple(skip), allow_unexpected=bool(skip))
+    log(f"initialised {network} from {params}" + (f" (kept fresh: {', '.join(skipped)})" if skipped else ""))
+
+
+def _scaler_state(scaler) -> Optional[dict]:
+    if scaler is None:
+        return None
+    return {key: (value.item() if hasattr(value, "item") else value) for key, value in scaler.state_dict().items()}

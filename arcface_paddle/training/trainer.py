@@ -1,0 +1,265 @@
+"""Recognition training, top to bottom: data → backbone → PartialFC / triplet (+ center) → optimiser → loop.
+
+``train(config)`` runs one process of a (possibly multi-process) run; ``config`` comes from
+:func:`.config.load_config`.  Multi-process: ``python -m paddle.distributed.launch --nproc_per_node N
+train.py ...`` (gloo on CPU, NCCL on GPU).  Each step:
+
+1. this rank's slice of the global batch (deterministic in (seed, epoch); flips in (seed, epoch, batch));
+2. embeddings = backbone(images) (under AMP fp16 on GPU when ``fp16``);
+3. loss = PartialFC margin softmax (model-parallel, equal on every rank) or online-mined triplet loss on
+   the gathered batch, plus ``center_loss_weight`` × center loss on the gathered batch;
+4. backward; gradients of replicated parameters (backbone, centres) summed over ranks — which makes N
+   processes with batch B step exactly like one process with batch N·B (with ``sync_bn`` for batch norm);
+5. optional global-norm clipping; optimizer step at ``lr_at(step)``.
+
+Checkpoints every ``checkpoint_every_steps``, at each epoch end and at the end; validation on the ``.bin``
+targets every ``validation.every_steps`` and at the end (rank 0).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Dict, List, Optional
+
+import numpy as np
+import paddle
+import paddle.distributed as dist
+
+from ..errors import ToolkitError
+from ..safe_io import atomic_write
+from .components import Components, build_components
+from .config import dump_config
+from .data import build_train_data, flip_mask, load_validation_targets
+from .logger import TrainLogger
+from .lr_schedule import lr_at, schedule_from_config
+from .optim import build_optimizer, clip_grad_norm
+from .resume import (TrainState, find_resume_checkpoint, load_pretrained_backbone, restore_training_state,
+                     save_training_state)
+
+
+@dataclasses.dataclass
+class TrainResult:
+    output: str
+    step: int
+    epoch: int
+    checkpoint: Optional[str]
+    history: List[dict]                      # one entry per step: step, epoch, lr and the loss terms
+    validation: Dict[str, List[dict]]        # target name → [{"step", accuracy, xnorm, tar_at_far ...}]
+
+
+def train(config: dict) -> TrainResult:
+    """Train as ``config`` says (see config.DEFAULTS); returns what happened on this process."""
+    rank, world_size, on_gpu = _setup_process(config["device"])
+    logger = TrainLogger(total_steps=0, num_epochs=int(np.ceil(config["num_epochs"])),
+                         log_every=config["log_every"], rank=rank)
+    if config["fp16"] and not on_gpu:
+        logger.warning("fp16: AMP runs on GPU only; training in float32 on CPU")
+    fp16 = bool(config["fp16"] and on_gpu)
+
+    # --- data (every input problem is reported here, before any training)
+    data = build_train_data(config, rank, world_size)
+    targets = load_validation_targets(config) if rank == 0 else []
+    global_batch = config["batch_size"] * world_size
+
+    # --- model, losses, optimiser, lr schedule
+    parts = build_components(config, data.num_classes, world_size, on_gpu)
+    optimizer = build_optimizer(config["optimizer"], [p for _, p in parts.named_parameters()], lr=config["lr"],
+                                momentum=config["momentum"], weight_decay=config["weight_decay"],
+                                betas=config["adam_betas"], epsilon=config["adam_epsilon"])
+    scaler = paddle.amp.GradScaler(init_loss_scaling=2.0 ** 16) if fp16 else None
+    schedule = schedule_from_config(
+        lr=config["lr"], global_batch=global_batch, reference_batch=config["lr_reference_batch"],
+        steps_per_epoch=data.steps_per_epoch, num_epochs=config["num_epochs"],
+        warmup_epochs=config["warmup_epochs"], schedule=config["lr_schedule"],
+        decay_epochs=config["decay_epochs"], decay_rate=config["decay_rate"], min_lr=config["min_lr"])
+    total_steps = schedule["total_steps"]
+    stop_step = min(total_steps, config["max_steps"]) if config["max_steps"] > 0 else total_steps
+
+    # --- where to start: a checkpoint of this run, pretrained weights, or scratch
+    state = TrainState()
+    resume_from = find_resume_checkpoint(config)
+    if resume_from:
+        state = restore_training_state(resume_from, config, parts, optimizer, num_classes=data.num_classes,
+                                       global_batch=global_batch, rank=rank, world_size=world_size,
+                                       scaler=scaler, log=logger.info)
+        logger.info(f"resumed from {resume_from} at step {state.step} (epoch {state.epoch + 1})")
+    elif config["resume"] == "auto":
+        logger.info(f"resume: no checkpoint in {config['output']} yet, starting from scratch")
+    if config["pretrained"] and not resume_from:
+        load_pretrained_backbone(parts.backbone, config["pretrained"], network=config["network"],
+                                 skip=tuple(config["pretrained_skip"]), log=logger.info)
+
+    if rank == 0:
+        _write_config(config)
+        logdir = config["logdir"] or os.path.join(config["output"], "vdl")
+        logger = TrainLogger(total_steps=total_steps, num_epochs=logger.num_epochs, log_every=config["log_every"],
+                             logdir=logdir, rank=rank)
+    else:
+        logger.total_steps = total_steps
+    logger.info(f"{config['network']} {config['loss']}: {len(data.dataset)} images, {data.num_classes} classes, "
+                f"{world_size} process(es) × batch {config['batch_size']} = {global_batch}, "
+                f"{data.steps_per_epoch} steps/epoch, {total_steps} steps, lr {schedule['base_lr']:.4g} "
+                f"({config['lr_schedule']}, warmup {schedule['warmup_steps']} steps)")
+
+    history: List[dict] = []
+    validation: Dict[str, List[dict]] = {}
+    last_saved, last_checkpoint = None, resume_from
+    parts.train()
+
+    def save():
+        nonlocal last_saved, last_checkpoint
+        if last_saved != state.step:
+            last_checkpoint = save_training_state(config, parts, optimizer, state, num_classes=data.num_classes,
+                                                  global_batch=global_batch, rank=rank, world_size=world_size,
+                                                  scaler=scaler)
+            last_saved = state.step
+            logger.info(f"saved checkpoint {last_checkpoint}")
+
+    def validate():
+        for target in targets:
+            result = _evaluate(parts.backbone, target, config["validation"]["batch_size"])
+            logger.validation(target.name, result, state.step)
+            validation.setdefault(target.name, []).append(dict(result.as_dict(), step=state.step))
+
+    try:
+        while state.step < stop_step:
+            data.sampler.set_epoch(state.epoch, start_batch=state.batch_in_epoch)
+            for images, labels in data.loader:
+                lr = lr_at(state.step, **schedule)
+                optimizer.set_lr(lr)
+                if config["data"]["flip"]:
+                    images = _flip(images, flip_mask(config["seed"], state.epoch, state.batch_in_epoch,
+                                                     global_batch, rank, config["batch_size"]))
+                paddle.seed(_step_seed(config["seed"], state.step, rank))
+                terms = train_step(parts, optimizer, images, labels, config=config, world_size=world_size,
+                                   scaler=scaler)
+                state.step += 1
+                state.batch_in_epoch += 1
+                history.append(dict(terms, step=state.step, epoch=state.epoch, lr=lr))
+                logger.step(step=state.step, epoch=state.epoch, lr=lr, images=global_batch, values=terms)
+                if config["checkpoint_every_steps"] > 0 and state.step % config["checkpoint_every_steps"] == 0:
+                    save()
+                    logger.reset_timer()
+                every = config["validation"]["every_steps"]
+                if targets and every > 0 and state.step % every == 0:
+                    validate()
+                    logger.reset_timer()
+                if state.step >= stop_step:
+                    break
+            if state.batch_in_epoch >= data.steps_per_epoch:
+                state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+                save()
+        save()
+        if targets and validation.get(targets[0].name, [{}])[-1].get("step") != state.step:
+            validate()
+    finally:
+        logger.close()
+    return TrainResult(config["output"], state.step, state.epoch, last_checkpoint, history, validation)
+
+
+def train_step(parts: Components, optimizer, images, labels, *, config: dict, world_size: int,
+               scaler=None) -> Dict[str, float]:
+    """One optimisation step; returns the loss terms (floats, equal on every rank)."""
+    from ..losses.distributed import all_gather_rows
+
+    labels = labels.reshape([-1]).astype("int64")
+    with paddle.amp.auto_cast(enable=scaler is not None):
+        embeddings = parts.backbone(images)
+    embeddings = embeddings.astype("float32")
+    terms: Dict[str, paddle.Tensor] = {}
+    sharded_loss = paddle.zeros([], dtype="float32")       # equal on every rank, gradients split over ranks
+    replicated_loss = paddle.zeros([], dtype="float32")    # computed in full by every rank on gathered data
+    gathered = None
+    if parts.triplet is not None or parts.center is not None:
+        gathered = (all_gather_rows(embeddings), all_gather_rows(labels))
+    if parts.head is not None:
+        terms["softmax"] = parts.head(embeddings, labels)
+        sharded_loss = terms["softmax"]
+    if parts.triplet is not None:
+        terms["triplet"] = parts.triplet(*gathered)
+        replicated_loss = replicated_loss + terms["triplet"]
+    if parts.center is not None:
+        terms["center"] = parts.center(*gathered)
+        replicated_loss = replicated_loss + float(config["center_loss_weight"]) * terms["center"]
+    # Summing replicated gradients over ranks counts a replicated loss world_size times: divide it here.
+    backward_loss = sharded_loss + replicated_loss / world_size
+    if scaler is not None:
+        scaler.scale(backward_loss).backward()
+    else:
+        backward_loss.backward()
+    replicated = parts.replicated_parameters()
+    sum_gradients_over_ranks(replicated, world_size)
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    if config["grad_clip_norm"] > 0:
+        clip_grad_norm(parts.replicated_parameters(), float(config["grad_clip_norm"]))
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    optimizer.clear_grad(set_to_zero=False)
+    if parts.center is not None and parts.center.update == "mean":
+        parts.center.update_centers(*parts.center.class_statistics(*gathered))
+    values = {key: float(value.item()) for key, value in terms.items()}
+    values["loss"] = values.get("softmax", 0.0) + values.get("triplet", 0.0) + \
+        float(config["center_loss_weight"]) * values.get("center", 0.0)
+    return values
+
+
+def sum_gradients_over_ranks(parameters, world_size: int) -> None:
+    """All-reduce (sum) the gradients of replicated parameters in one flat buffer."""
+    if world_size <= 1:
+        return
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return
+    flat = paddle.concat([g.astype("float32").reshape([-1]) for g in grads])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    offset = 0
+    with paddle.no_grad():
+        for grad in grads:
+            size = int(np.prod(grad.shape))
+            paddle.assign(flat[offset:offset + size].reshape(grad.shape).astype(grad.dtype), output=grad)
+            offset += size
+
+
+def _flip(images, mask: np.ndarray):
+    if not mask.any():
+        return images
+    condition = paddle.to_tensor(mask.reshape([-1, 1, 1, 1]))
+    return paddle.where(condition, paddle.flip(images, axis=[3]), images)
+
+
+def _step_seed(seed: int, step: int, rank: int) -> int:
+    return int(np.random.SeedSequence([int(seed), int(step), int(rank)]).generate_state(1)[0] % (2 ** 31 - 1))
+
+
+def _evaluate(backbone, target, batch_size: int):
+    from ..evaluation.verification import evaluate_layer
+
+    return evaluate_layer(backbone, target.images, target.issame, batch_size=batch_size)
+
+
+def _setup_process(device: str):
+    """Pick the device and join the process group when launched with several processes."""
+    has_gpu = paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
+    if device == "gpu" and not has_gpu:
+        raise ToolkitError("device gpu: this paddle build or machine has no GPU (use device=cpu)")
+    on_gpu = has_gpu and device != "cpu"
+    if on_gpu:
+        selected = os.environ.get("FLAGS_selected_gpus", "0").split(",")[0]
+        paddle.set_device(f"gpu:{int(selected)}")
+    else:
+        paddle.set_device("cpu")
+    world = int(os.environ.get("PADDLE_TRAINERS_NUM", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_parallel_env()
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size(), on_gpu
+    return 0, 1, on_gpu
+
+
+def _write_config(config: dict) -> None:
+    with atomic_write(os.path.join(config["output"], "config.yaml"), "w") as handle:
+        handle.write(dump_config(config))

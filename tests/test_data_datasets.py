@@ -1,0 +1,138 @@
+"""Datasets (shards, image folders, synthetic), DataLoader with workers, verification .bin files."""
+import pickle
+
+import cv2
+import numpy as np
+import paddle
+import pytest
+
+from arcface_paddle.data.datasets import ImageFolderDataset, ShardDataset, SyntheticDataset
+from arcface_paddle.data.synthetic import SyntheticFaces
+from arcface_paddle.data.transforms import decode_image
+from arcface_paddle.data.verification_bin import load_verification_bin, pairs_from_tree, save_verification_bin
+from arcface_paddle.errors import ToolkitError
+from arcface_paddle.preprocessing import normalize_rgb_uint8
+
+
+@pytest.fixture(scope="module")
+def synthetic_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synthetic")
+    faces = SyntheticFaces(4, 4, seed=7)
+    faces.write_identity_tree(root / "tree")
+    faces.write_shards(root / "shards")
+    return root
+
+
+def test_shard_dataset_shapes_dtypes_normalisation(synthetic_data):
+    ds = ShardDataset(synthetic_data / "shards", train=False)
+    assert len(ds) == 16 and ds.num_classes == 4
+    image, label = ds[5]
+    assert image.shape == (3, 112, 112) and image.dtype == np.float32
+    assert label.dtype == np.int64 and int(label) == 1
+    raw = decode_image((synthetic_data / "tree" / "000001" / "0001.jpg").read_bytes(), "x")
+    np.testing.assert_array_equal(image, (raw.transpose(2, 0, 1).astype(np.float32) - 127.5) / 127.5)
+    assert image.min() >= -1.0 and image.max() <= 1.0
+
+
+def test_train_mode_flips_horizontally_sometimes(synthetic_data):
+    ds = ShardDataset(synthetic_data / "shards", train=True)
+    plain = ShardDataset(synthetic_data / "shards", train=False)[3][0]
+    np.random.seed(0)
+    draws = [ds[3][0] for _ in range(20)]
+    flipped = sum(np.array_equal(d, plain[:, :, ::-1]) for d in draws)
+    same = sum(np.array_equal(d, plain) for d in draws)
+    assert flipped + same == 20 and 3 <= flipped <= 17
+
+
+def test_image_folder_dataset_tree_and_label_file(synthetic_data, faces_dir, tmp_path):
+    tree = ImageFolderDataset(synthetic_data / "tree", train=False)
+    shards = ShardDataset(synthetic_data / "shards", train=False)
+    assert tree.num_classes == 4 and len(tree) == 16
+    np.testing.assert_array_equal(tree[9][0], shards[9][0])
+    assert int(tree[9][1]) == int(shards[9][1]) == 2
+    labels = tmp_path / "labels.txt"
+    labels.write_text("obama.jpg\t0\nbiden.jpg\t1\nastronaut.png\t2\n")
+    real = ImageFolderDataset(faces_dir, label_file=str(labels), train=False)
+    image, label = real[2]
+    assert image.shape == (3, 112, 112) and int(label) == 2 and real.num_classes == 3
+    small = cv2.resize(cv2.imread(str(faces_dir / "astronaut.png"))[..., ::-1], (112, 112),
+                       interpolation=cv2.INTER_AREA)
+    np.testing.assert_allclose(image, normalize_rgb_uint8(small), atol=1e-6)
+
+
+def test_corrupt_image_in_dataset_names_the_file(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "bad.jpg").write_bytes(b"not an image")
+    with pytest.raises(ToolkitError, match=r"bad\.jpg: cannot decode image"):
+        ImageFolderDataset(tmp_path)[0]
+
+
+def test_synthetic_dataset_matches_generator():
+    ds = SyntheticDataset(3, 5, seed=2, train=False)
+    image, label = ds[7]
+    assert len(ds) == 15 and ds.num_classes == 3 and int(label) == 1
+    np.testing.assert_array_equal(image, normalize_rgb_uint8(SyntheticFaces(3, 5, seed=2).render(1, 2)))
+
+
+def test_dataloader_with_workers_and_distributed_sampler(synthetic_data):
+    ds = ShardDataset(synthetic_data / "shards", train=True)
+    seen = []
+    for rank in range(2):
+        sampler = paddle.io.DistributedBatchSampler(ds, batch_size=4, num_replicas=2, rank=rank, shuffle=True)
+        loader = paddle.io.DataLoader(ds, batch_sampler=sampler, num_workers=2)
+        for images, labels in loader:
+            assert images.shape == [4, 3, 112, 112] and images.dtype == paddle.float32
+            assert labels.dtype == paddle.int64
+            seen += labels.numpy().tolist()
+    assert sorted(seen) == sorted(ds.labels.tolist())         # the two ranks together cover every image
+
+
+def test_verification_bin_round_trip_encoded_and_arrays(tmp_path):
+    images, issame = SyntheticFaces(2, 2).verification_pairs(range(5, 10), 6)
+    save_verification_bin(tmp_path / "png.bin", images, issame, image_format=".png")
+    loaded, loaded_same = load_verification_bin(tmp_path / "png.bin")
+    np.testing.assert_array_equal(loaded, images)
+    np.testing.assert_array_equal(loaded_same, issame)
+    save_verification_bin(tmp_path / "arr.bin", images, issame, as_arrays=True)
+    loaded, _ = load_verification_bin(tmp_path / "arr.bin", image_size=56)
+    assert loaded.shape == (12, 56, 56, 3)
+    stored = pickle.loads((tmp_path / "arr.bin").read_bytes())[0]
+    assert isinstance(stored[0], np.ndarray)
+
+
+def test_verification_bin_bad_input(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (eval, ("1",))
+    (tmp_path / "evil.bin").write_bytes(pickle.dumps(([Evil(), Evil()], [True])))
+    with pytest.raises(ToolkitError, match=r"evil\.bin: unsafe or corrupt pickle"):
+        load_verification_bin(tmp_path / "evil.bin")
+    (tmp_path / "odd.bin").write_bytes(pickle.dumps(([b"x"] * 3, [True])))
+    with pytest.raises(ToolkitError, match=r"odd\.bin: 3 images for 1 pairs"):
+        load_verification_bin(tmp_path / "odd.bin")
+    with pytest.raises(ToolkitError, match="not found"):
+        load_verification_bin(tmp_path / "missing.bin")
+
+
+def test_pairs_from_tree_is_seeded_and_balanced(synthetic_data, repo_root, tmp_path):
+    a_images, a_same = pairs_from_tree(synthetic_data / "tree", num_pairs=10, seed=3)
+    b_images, b_same = pairs_from_tree(synthetic_data / "tree", num_pairs=10, seed=3)
+    assert a_images == b_images and a_same.tolist() == b_same.tolist() == [True, False] * 5
+    tree = synthetic_data / "tree"
+    by_bytes = {p.read_bytes(): p.parent.name for p in tree.rglob("*.jpg")}
+    for k, same in enumerate(a_same):
+        assert (by_bytes[a_images[2 * k]] == by_bytes[a_images[2 * k + 1]]) == same
+
+
+def test_make_verification_bin_cli(synthetic_data, repo_root, tmp_path):
+    import subprocess
+    import sys
+    out = tmp_path / "val.bin"
+    cmd = [sys.executable, str(repo_root / "tools" / "make_verification_bin.py"), "--image_path",
+           str(synthetic_data / "tree"), "--output", str(out), "--num_pairs", "8", "--seed", "1"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    images, issame = load_verification_bin(out)
+    assert images.shape == (16, 112, 112, 3) and issame.sum() == 4
+    result = subprocess.run(cmd[:-4] + ["--num_pairs", "5000"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr.strip().startswith("error: ") and "distinct pairs" in result.stderr

@@ -1,0 +1,140 @@
+"""valid.py and export_inference_model.py end to end on a synthetic verification set and a tiny checkpoint."""
+import importlib.util
+import json
+import os
+
+import paddle
+import pytest
+
+from arcface_paddle.backbones import get_model
+from arcface_paddle.data.synthetic import SyntheticFaces
+from arcface_paddle.errors import run_cli
+from arcface_paddle.evaluation import evaluate_layer
+from arcface_paddle.inference.export import file_digests
+from arcface_paddle.training.checkpoint import save_checkpoint
+
+SIZE = 56
+TINY = dict(embedding_size=32, width_mult=0.25, input_size=SIZE, blocks=[1, 1, 1, 1, 1], feature_channels=64)
+
+
+def _load_script(repo_root, name):
+    spec = importlib.util.spec_from_file_location(name, repo_root / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def scripts(repo_root):
+    return _load_script(repo_root, "valid"), _load_script(repo_root, "export_inference_model")
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval_cli")
+    faces = SyntheticFaces(num_identities=10, images_per_identity=4, seed=0, image_size=SIZE)
+    faces.write_verification_bin(str(root / "data" / "lfw.bin"), identities=list(range(100, 110)), num_pairs=40)
+    faces.write_verification_bin(str(root / "data" / "agedb_30.bin"), identities=list(range(200, 212)), num_pairs=30)
+    paddle.set_device("cpu")
+    paddle.seed(0)
+    model = get_model("MobileFaceNet_128", **TINY)
+    model.eval()
+    save_checkpoint(str(root / "train"), 20, meta={"network": "MobileFaceNet_128", "backbone_kwargs": TINY,
+                                                    "embedding_size": 32, "epoch": 1},
+                    backbone_state=model.state_dict())
+    return root, model
+
+
+def _run(main, argv, capsys):
+    """Run a CLI main under run_cli; returns (exit status, stdout, stderr)."""
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(lambda: main(argv))
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+def test_valid_checkpoint_and_export_agree(workspace, scripts, capsys):
+    root, model = workspace
+    valid, export = scripts
+    ckpt_out = root / "valid_ckpt"
+    status, out, _ = _run(valid.main, ["--model", str(root / "train"), "--targets", "lfw,agedb_30", "--data_dir",
+                                       str(root / "data"), "--batch_size", "16", "--output", str(ckpt_out),
+                                       "--quiet"], capsys)
+    assert status == 0
+    assert "lfw" in out and "agedb_30" in out and "accuracy (%)" in out and "TAR@FAR=1e-03" in out
+    report = json.loads((ckpt_out / "results.json").read_text())
+    assert report["model"]["kind"] == "checkpoint" and report["model"]["step"] == 20
+    assert report["targets"]["lfw"]["num_pairs"] == 40 and report["targets"]["agedb_30"]["num_pairs"] == 30
+    for name in ("lfw", "agedb_30"):
+        png = (ckpt_out / f"roc_{name}.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+    # The numbers are exactly the library's protocol on the same images.
+    from arcface_paddle.data.verification_bin import load_verification_bin
+    images, issame = load_verification_bin(str(root / "data" / "lfw.bin"))
+    direct = evaluate_layer(model, images, issame, batch_size=7)
+    assert report["targets"]["lfw"]["accuracy"] == pytest.approx(direct.accuracy)
+    assert report["targets"]["lfw"]["xnorm"] == pytest.approx(direct.xnorm, rel=1e-4)
+
+    # Export the checkpoint, validate the exported model: same metrics through the predictor.
+    status, out, _ = _run(export.main, ["--pretrained_model", str(root / "train"), "--output",
+                                        str(root / "exported")], capsys)
+    assert status == 0 and "model_id" in out
+    status, _, _ = _run(valid.main, ["--model", str(root / "exported"), "--targets", "lfw,agedb_30", "--data_dir",
+                                     str(root / "data"), "--output", str(root / "valid_exp"), "--quiet",
+                                     "--no_plot"], capsys)
+    assert status == 0
+    exported = json.loads((root / "valid_exp" / "results.json").read_text())
+    assert exported["model"]["kind"] == "inference" and exported["model"]["model_id"]
+    for name in ("lfw", "agedb_30"):
+        a, b = exported["targets"][name], report["targets"][name]
+        assert a["xnorm"] == pytest.approx(b["xnorm"], rel=1e-4)
+        assert a["best_threshold"] == pytest.approx(b["best_threshold"], abs=1e-4)
+    assert not (root / "valid_exp" / "roc_lfw.png").exists()
+
+
+def test_export_cli_reproducible_and_pdparams(workspace, scripts, capsys):
+    root, _ = workspace
+    _, export = scripts
+    folders = []
+    for i in range(2):
+        folders.append(str(root / f"pir_{i}"))
+        status, _, _ = _run(export.main, ["--pretrained_model", str(root / "train"), "--output", folders[-1],
+                                          "--format", "pir"], capsys)
+        assert status == 0
+    assert file_digests(folders[0]) == file_digests(folders[1])
+    assert sorted(os.listdir(folders[0])) == ["inference.json", "inference.pdiparams", "model.yaml"]
+    # A bare .pdparams needs --network (and the tiny options cannot be given on the CLI → shape error).
+    pdparams = str(root / "train" / "latest" / "backbone.pdparams")
+    status, _, err = _run(export.main, ["--pretrained_model", pdparams, "--output", str(root / "x")], capsys)
+    assert status == 2 and "network" in err and len(err.strip().splitlines()) == 1
+    status, _, err = _run(export.main, ["--pretrained_model", pdparams, "--network", "MobileFaceNet_128",
+                                        "--output", str(root / "x")], capsys)
+    assert status == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    assert not (root / "x").exists()
+
+
+@pytest.mark.parametrize("argv_tail, message", [
+    (["--targets", "lfw,cfp_fp"], "cfp_fp.bin: verification file not found"),
+    (["--targets", "lfw", "--batch_size", "0"], "batch size must be >= 1"),
+    (["--targets", "lfw,lfw"], "listed twice"),
+])
+def test_valid_bad_input_exit_2(workspace, scripts, capsys, argv_tail, message):
+    root, _ = workspace
+    valid, _ = scripts
+    status, _, err = _run(valid.main, ["--model", str(root / "train"), "--data_dir", str(root / "data"),
+                                       "--output", str(root / "never"), "--quiet", *argv_tail], capsys)
+    assert status == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not (root / "never").exists()
+
+
+def test_valid_missing_model_and_corrupt_bin(workspace, scripts, capsys, tmp_path):
+    root, _ = workspace
+    valid, _ = scripts
+    status, _, err = _run(valid.main, ["--model", str(tmp_path / "nope"), "--data_dir", str(root / "data"),
+                                       "--targets", "lfw", "--quiet"], capsys)
+    assert status == 2 and "nope: model not found" in err
+    (tmp_path / "bad.bin").write_bytes(b"\x80\x04not a pickle")
+    status, _, err = _run(valid.main, ["--model", str(root / "train"), "--data_dir", str(tmp_path),
+                                       "--targets", "bad", "--quiet", "--output", str(tmp_path / "o")], capsys)
+    assert status == 2 and "bad.bin" in err and len(err.strip().splitlines()) == 1

@@ -1,0 +1,195 @@
+"""PartialFC: shards, sampling, and equality with a plain full softmax — single process and 2 gloo processes.
+
+Run as a script (by the 2-process test, through paddle.distributed.launch) it is the worker:
+``python tests/test_models_partial_fc.py OUT_DIR``.
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+import pytest
+
+from arcface_paddle.errors import ToolkitError
+from arcface_paddle.losses import CombinedMarginLoss, PartialFC, margin_softmax_loss
+from arcface_paddle.losses.distributed import shard_range
+from arcface_paddle.losses.partial_fc import init_centers
+
+paddle.set_device("cpu")
+
+DIM, CLASSES, BATCH = 16, 37, 8
+RANK_ROWS = [slice(0, 5), slice(5, 8)]  # unequal batches per rank exercise the gather padding
+MARGIN = (1.0, 0.5, 0.0)
+
+
+def problem():
+    """Global batch; the labels repeat classes and span both shards."""
+    rng = np.random.default_rng(0)
+    embeddings = rng.standard_normal((BATCH, DIM)).astype("float32")
+    labels = np.array([3, 30, 3, 18, 19, 36, 0, 25])
+    return embeddings, labels
+
+
+def run_partial_fc(embeddings, labels, sample_ratio, seed=0):
+    paddle.seed(seed)
+    x = paddle.to_tensor(embeddings, stop_gradient=False)
+    head = PartialFC(DIM, CLASSES, sample_ratio=sample_ratio, margin_loss=MARGIN)
+    loss = head(x, paddle.to_tensor(labels))
+    loss.backward()
+    index = head.sampled_index.numpy() if head.sampled_index is not None else np.arange(head.num_local)
+    return dict(loss=loss.item(), grad=x.grad.numpy(), weight=head.weight.numpy(), wgrad=head.weight.grad.numpy(),
+                index=index, start=head.class_start)
+
+
+def reference(embeddings, labels, centers):
+    """Plain full softmax with the same margin over ``centers`` (paddle autograd, no sharding/sampling)."""
+    x = paddle.to_tensor(embeddings, stop_gradient=False)
+    w = paddle.to_tensor(centers, stop_gradient=False)
+    cosine = paddle.matmul(F.normalize(x, axis=1), F.normalize(w, axis=1), transpose_y=True)
+    loss = margin_softmax_loss(cosine, paddle.to_tensor(labels), CombinedMarginLoss(64.0, *MARGIN))
+    loss.backward()
+    return loss.item(), x.grad.numpy(), w.grad.numpy()
+
+
+def numpy_loss(embeddings, labels, centers, s=64.0, m=0.5):
+    x = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+    w = centers / np.linalg.norm(centers, axis=1, keepdims=True)
+    cos = (x.astype(np.float64) @ w.T.astype(np.float64)).clip(-1, 1)
+    rows = np.arange(len(labels))
+    theta = np.arccos(cos[rows, labels])
+    logits = s * cos
+    logits[rows, labels] = s * np.where(theta <= np.pi - m, np.cos(theta + m), np.cos(theta) - 1 - np.cos(np.pi - m))
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return float(np.mean(np.log(np.exp(shifted).sum(axis=1)) - shifted[rows, labels]))
+
+
+def test_shard_range_covers_all_classes_contiguously():
+    for classes, world in [(37, 2), (10, 3), (5, 5), (1000, 8)]:
+        shards = [shard_range(classes, r, world) for r in range(world)]
+        assert shards[0][0] == 0 and sum(c for _, c in shards) == classes
+        assert all(s + c == shards[i + 1][0] for i, (s, c) in enumerate(shards[:-1]))
+        assert max(c for _, c in shards) - min(c for _, c in shards) <= 1
+    assert shard_range(37, 1, 2) == (19, 18)
+
+
+def test_initial_centres_do_not_depend_on_the_world_size():
+    full = init_centers(0, 10000, 4, seed=3)
+    parts = [init_centers(*shard_range(10000, r, 3), 4, seed=3) for r in range(3)]
+    np.testing.assert_array_equal(np.concatenate(parts), full)
+    assert 0.009 < full.std() < 0.011
+
+
+def test_full_ratio_equals_plain_softmax_in_loss_and_gradients():
+    embeddings, labels = problem()
+    out = run_partial_fc(embeddings, labels, 1.0)
+    loss, grad, wgrad = reference(embeddings, labels, out["weight"])
+    assert out["loss"] == pytest.approx(loss, rel=1e-6)
+    assert out["loss"] == pytest.approx(numpy_loss(embeddings, labels, out["weight"]), rel=1e-5)
+    np.testing.assert_allclose(out["grad"], grad, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(out["wgrad"], wgrad, rtol=1e-4, atol=1e-6)
+
+
+def test_sampling_keeps_positives_and_only_sampled_centres_get_gradient():
+    embeddings, labels = problem()
+    out = run_partial_fc(embeddings, labels, 0.3)
+    index = out["index"]
+    assert len(index) == int(0.3 * CLASSES) and len(set(index)) == len(index) and (np.diff(index) > 0).all()
+    assert set(labels) <= set(index)
+    unsampled = np.setdiff1d(np.arange(CLASSES), index)
+    assert np.abs(out["wgrad"][unsampled]).max() == 0.0
+    assert (np.abs(out["wgrad"][labels]).sum(axis=1) > 0).all()
+    # Equals a full softmax over just the sampled centres.
+    remapped = np.searchsorted(index, labels)
+    loss, grad, wgrad = reference(embeddings, remapped, out["weight"][index])
+    assert out["loss"] == pytest.approx(loss, rel=1e-6)
+    np.testing.assert_allclose(out["grad"], grad, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(out["wgrad"][index], wgrad, rtol=1e-4, atol=1e-6)
+
+
+def test_sampling_keeps_every_positive_even_beyond_the_ratio_and_follows_the_seed():
+    embeddings, labels = problem()
+    out = run_partial_fc(embeddings, labels, 0.05)  # 1 sample requested, 7 distinct positives
+    np.testing.assert_array_equal(out["index"], np.unique(labels))
+    a = run_partial_fc(embeddings, labels, 0.5, seed=4)["index"]
+    b = run_partial_fc(embeddings, labels, 0.5, seed=4)["index"]
+    c = run_partial_fc(embeddings, labels, 0.5, seed=5)["index"]
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_state_dict_reshard_and_input_errors():
+    head = PartialFC(DIM, CLASSES)
+    assert list(head.state_dict()) == ["weight"] and head.state_dict()["weight"].shape == [CLASSES, DIM]
+    shards = [np.full((c, DIM), r, "float32") for r, (_, c) in enumerate(shard_range(CLASSES, r, 3) for r in range(3))]
+    head.load_center_shards(shards)
+    np.testing.assert_array_equal(head.weight.numpy(), np.concatenate(shards))
+    with pytest.raises(ToolkitError, match="do not match 37 classes"):
+        head.load_center_shards(shards[:2])
+    with pytest.raises(ToolkitError, match=r"label 37 outside \[0, 37\)"):
+        head(paddle.randn([2, DIM]), paddle.to_tensor([0, 37]))
+    with pytest.raises(ToolkitError, match="expected embeddings N×16"):
+        head(paddle.randn([2, 8]), paddle.to_tensor([0, 1]))
+    with pytest.raises(ToolkitError, match="sample_ratio"):
+        PartialFC(DIM, CLASSES, sample_ratio=0.0)
+
+
+@pytest.fixture(scope="module")
+def two_process_run(tmp_path_factory, repo_root):
+    out = tmp_path_factory.mktemp("pfc_2proc")
+    env = dict(os.environ, PYTHONPATH=str(repo_root), OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir", str(out / "log"),
+           os.path.abspath(__file__), str(out)]
+    done = subprocess.run(cmd, cwd=out, env=env, capture_output=True, text=True, timeout=180)
+    logs = "".join(p.read_text(errors="replace")[-3000:] for p in sorted((out / "log").glob("workerlog.*")))
+    assert done.returncode == 0, f"2-process run failed:\n{done.stdout[-2000:]}\n{logs}"
+    return [{k: v for k, v in np.load(out / f"rank{r}_{tag}.npz").items()} for r in range(2) for tag in ("full", "sampled")]
+
+
+def test_two_processes_equal_one_process_at_full_ratio(two_process_run):
+    rank0, rank1 = two_process_run[0], two_process_run[2]
+    embeddings, labels = problem()
+    single = run_partial_fc(embeddings, labels, 1.0)
+    assert (int(rank0["start"]), int(rank1["start"])) == (0, 19)
+    for rank in (rank0, rank1):
+        assert float(rank["loss"]) == pytest.approx(single["loss"], rel=1e-6)
+    np.testing.assert_array_equal(np.concatenate([rank0["weight"], rank1["weight"]]), single["weight"])
+    np.testing.assert_allclose(np.concatenate([rank0["grad"], rank1["grad"]]), single["grad"], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(np.concatenate([rank0["wgrad"], rank1["wgrad"]]), single["wgrad"], rtol=1e-4, atol=1e-6)
+
+
+def test_two_processes_sample_per_shard_and_match_softmax_over_sampled_centres(two_process_run):
+    rank0, rank1 = two_process_run[1], two_process_run[3]
+    embeddings, labels = problem()
+    centres, columns = [], []
+    for rank in (rank0, rank1):
+        start, index, count = int(rank["start"]), rank["index"], len(rank["weight"])
+        positives = {int(l) - start for l in labels if start <= l < start + count}
+        assert positives <= set(index.tolist())
+        assert len(index) == max(int(0.5 * count), len(positives))
+        unsampled = np.setdiff1d(np.arange(count), index)
+        assert np.abs(rank["wgrad"][unsampled]).max() == 0.0
+        centres.append(rank["weight"][index])
+        columns.append(index + start)
+    columns = np.concatenate(columns)
+    loss, grad, wgrad = reference(embeddings, np.searchsorted(columns, labels), np.concatenate(centres))
+    assert float(rank0["loss"]) == pytest.approx(loss, rel=1e-6) and float(rank1["loss"]) == pytest.approx(loss, rel=1e-6)
+    np.testing.assert_allclose(np.concatenate([rank0["grad"], rank1["grad"]]), grad, rtol=1e-4, atol=1e-6)
+    sampled_wgrad = np.concatenate([rank0["wgrad"][rank0["index"]], rank1["wgrad"][rank1["index"]]])
+    np.testing.assert_allclose(sampled_wgrad, wgrad, rtol=1e-4, atol=1e-6)
+
+
+def worker(out_dir):
+    import paddle.distributed as dist
+    dist.init_parallel_env()
+    rank = dist.get_rank()
+    embeddings, labels = problem()
+    rows = RANK_ROWS[rank]
+    for tag, ratio in (("full", 1.0), ("sampled", 0.5)):
+        out = run_partial_fc(embeddings[rows], labels[rows], ratio, seed=10 + rank)
+        np.savez(os.path.join(out_dir, f"rank{rank}_{tag}.npz"), **out)
+
+
+if __name__ == "__main__":
+    worker(sys.argv[1])
