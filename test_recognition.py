@@ -9,12 +9,17 @@ Without --det/--rec both run. Models default to the shipped ones in inference_mo
 from __future__ import annotations
 
 import argparse
+import warnings
 import sys
 
 from prettytable import PrettyTable
 
 from arcface_paddle.errors import ToolkitError, run_cli
 from arcface_paddle.pipeline.matching import DEFAULT_CANDIDATES, DEFAULT_REC_THRESHOLD
+
+
+# paddle warns about a C++ build cache at import; it means nothing to someone running inference.
+warnings.filterwarnings("ignore", message="No ccache found")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -76,9 +81,16 @@ def print_results(report) -> None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from arcface_paddle.pipeline.analyzer import FaceAnalyzer
-    from arcface_paddle.pipeline.runner import run_on_input
+    from arcface_paddle.pipeline.media_io import check_output_dir
+    from arcface_paddle.pipeline.runner import check_input, run_on_input
     if not args.build_index and not args.input:
         raise ToolkitError("nothing to do: give --input (image, folder, video) or --build_index OUT")
+    if args.input and not args.build_index:
+        check_input(args.input)
+        check_output_dir(args.output)
+    if args.build_index and not args.import_index:
+        from arcface_paddle.pipeline.gallery_builder import items_from_label_file, items_from_tree
+        items_from_label_file(args.label, args.img_dir) if args.label else items_from_tree(args.img_dir or "")
     use_det, use_rec = (args.det, args.rec) if (args.det or args.rec) else (True, True)
     if args.build_index:
         use_rec = True

@@ -213,7 +213,8 @@ def bench_search(args):
 
 
 def main():
-    print(f"threads: {ARGS.cpu_threads}; cpu count: {os.cpu_count()}")
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(f"threads: {ARGS.cpu_threads}; cpu count: {os.cpu_count()}; load average (1, 5, 15 min): {load}")
     if not ARGS.skip_e2e:
         bench_end_to_end(ARGS)
     if not ARGS.skip_search:

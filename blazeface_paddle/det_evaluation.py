@@ -238,3 +238,34 @@ def evaluate_on_annotations(detect_batch, annotations, images_root: str, batch_s
         chunk = annotations[start:start + batch_size]
         predictions += detect_batch([load_image_rgb(images_root, item.image_path) for item in chunk])
     return evaluate_detections(predictions, ground_truths_from_annotations(annotations), iou_threshold)
+
+
+def evaluate_model(model: str, annotation_file: str, images_root: Optional[str] = None,
+                   variant: Optional[str] = None, score_threshold: float = 0.05, iou_threshold: float = 0.5,
+                   min_face_size: float = 0.0, batch_size: int = 16, cpu_threads: int = 2,
+                   progress: bool = False) -> DetectionReport:
+    """AP of a detector on an annotation file. ``model``: an exported folder (has ``model.yaml``; run by
+    :class:`blazeface_paddle.predictor.DetectorPredictor`) or a training checkpoint / ``.pdparams``."""
+    import os
+
+    from arcface_paddle.model_config import MODEL_CONFIG_NAME
+
+    from .wider_dataset import read_annotations, resolve_images_root
+
+    annotations = read_annotations(annotation_file, min_face_size=min_face_size)
+    images_root = resolve_images_root(annotation_file, annotations, images_root)
+    if os.path.isfile(os.path.join(model, MODEL_CONFIG_NAME)):
+        from .predictor import DetectorPredictor
+
+        predictor = DetectorPredictor(model, cpu_threads=cpu_threads, score_threshold=score_threshold)
+
+        def detect_batch(images):
+            found = [predictor.detect(image) for image in images]
+            return [(np.array([face.box for face in faces], np.float32).reshape(-1, 4),
+                     np.array([face.score for face in faces], np.float32)) for faces in found]
+    else:
+        from .det_trainer import load_detector
+
+        detect_batch = LayerDetector(load_detector(model, variant), score_threshold=score_threshold).detect_batch
+    return evaluate_on_annotations(detect_batch, annotations, images_root, batch_size=batch_size,
+                                   iou_threshold=iou_threshold, progress=progress)

@@ -24,13 +24,12 @@ import subprocess
 import sys
 import tempfile
 
-import numpy as np
 import paddle
 import paddle.nn as nn
 
 from arcface_paddle.errors import ToolkitError, run_cli
-from arcface_paddle.model_config import (MODEL_CONFIG_NAME, PARAMS_NAME, PROGRAM_NAMES, ModelConfig,
-                                         params_fingerprint, save_model_config)
+from arcface_paddle.model_config import (PARAMS_NAME, PROGRAM_NAMES, ModelConfig, params_fingerprint,
+                                         save_model_config)
 
 from .anchors import anchors_for
 from .model import BlazeFace
@@ -100,6 +99,70 @@ def _trace_and_save(variant: str, weights_path: str, output_prefix: str) -> None
     spec = [paddle.static.InputSpec([None, 3, size, size], "float32", "image")]
     static = paddle.jit.to_static(layer, input_spec=spec, full_graph=True)
     paddle.jit.save(static, output_prefix, input_spec=spec)
+    if os.path.isfile(output_prefix + ".pdmodel"):
+        _tidy_legacy_program(output_prefix + ".pdmodel")
+
+
+def _tidy_legacy_program(program_path: str) -> None:
+    """Two rewrites of the saved legacy program, both output-preserving (the parity tests check):
+
+    * drop the Python call stacks (absolute source paths) stored on every op, so the program is the
+      same file wherever the toolkit is installed;
+    * fold "reshape2(bias → 1×C×1×1) + elementwise_add(axis=-1)" back into the classic
+      "elementwise_add(Y=bias, axis=1)".  Paddle 3.3's tracer emits the first form, which oneDNN's
+      conv+bias fusion refuses ("Check the Attr(axis) ... failed"), leaving every convolution, bias,
+      ReLU and residual add as separate ops; with the classic form they fuse into one conv each.
+    """
+    from paddle.base.proto import framework_pb2
+
+    desc = framework_pb2.ProgramDesc()
+    with open(program_path, "rb") as handle:
+        desc.ParseFromString(handle.read())
+    for block in desc.blocks:
+        for op in block.ops:
+            attrs = [attr for attr in op.attrs if attr.name != "op_callstack"]
+            del op.attrs[:]
+            op.attrs.extend(attrs)
+        _fold_bias_reshapes(block)
+    with open(program_path, "wb") as handle:
+        handle.write(desc.SerializeToString(deterministic=True))
+
+
+def _argument(op, parameter: str, outputs: bool = False) -> list:
+    for slot in (op.outputs if outputs else op.inputs):
+        if slot.parameter == parameter:
+            return slot.arguments
+    return []
+
+
+def _fold_bias_reshapes(block) -> None:
+    persistable = {var.name for var in block.vars if var.persistable}
+    consumers = {}
+    for op in block.ops:
+        for slot in op.inputs:
+            for name in slot.arguments:
+                consumers.setdefault(name, []).append(op)
+    folded, dropped_vars = [], set()
+    for op in block.ops:
+        if op.type != "reshape2":
+            continue
+        source = list(_argument(op, "X"))
+        out = list(_argument(op, "Out", outputs=True))
+        users = consumers.get(out[0], []) if out else []
+        if (len(source) != 1 or source[0] not in persistable or not users
+                or any(user.type != "elementwise_add" or list(_argument(user, "Y")) != out for user in users)):
+            continue
+        for user in users:
+            _argument(user, "Y")[0] = source[0]
+            for attr in user.attrs:
+                if attr.name == "axis":
+                    attr.i = 1
+        folded.append(op)
+        dropped_vars.update(out + list(_argument(op, "XShape", outputs=True)))
+    for op in folded:
+        block.ops.remove(op)
+    for var in [var for var in block.vars if var.name in dropped_vars]:
+        block.vars.remove(var)
 
 
 def export_detector(network: BlazeFace, output_dir: str, *, fmt: str = "legacy", source: dict | None = None,

@@ -4,8 +4,8 @@
     for face in predictor.detect(image_rgb):        # H×W×3 uint8 RGB (gray/RGBA/16-bit accepted)
         face.box, face.score, face.keypoints          # pixels; keypoints 6×2 in KEYPOINT_NAMES order
 
-CPU inference uses oneDNN (fp32; never bf16, which gives wrong outputs here) with an explicit thread
-count, since Paddle otherwise runs one OpenMP thread.
+Inference runs through :class:`arcface_paddle.inference.predictor.Predictor` (oneDNN fp32 on CPU with an
+explicit thread count, GPU when asked).
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import os
 import numpy as np
 
 from arcface_paddle.errors import ToolkitError
+from arcface_paddle.inference.predictor import Predictor
 from arcface_paddle.model_config import load_model_config
 
 from .letterbox import as_rgb_uint8, letterbox
@@ -47,25 +48,6 @@ def select(boxes, keypoints, scores, *, score_threshold: float, nms: str = "weig
     raise ToolkitError(f"unknown NMS {nms!r}; choose 'weighted' or 'hard'")
 
 
-def _paddle_predictor(config, model_dir: str, cpu_threads: int, use_gpu: bool):
-    from paddle import inference
-    program = config.program_path(model_dir)
-    settings = inference.Config(program, config.params_path(model_dir))
-    if use_gpu:
-        settings.enable_use_gpu(256, 0)
-    else:
-        settings.disable_gpu()
-        settings.enable_mkldnn()
-        settings.set_cpu_math_library_num_threads(int(cpu_threads))
-    settings.disable_glog_info()
-    settings.switch_ir_optim(True)
-    try:
-        return inference.create_predictor(settings)
-    except Exception as error:     # Paddle raises its own types for corrupt programs
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ToolkitError(f"{program}: cannot load the inference program ({first})") from None
-
-
 class DetectorPredictor:
     """Face detector over an exported BlazeFace folder (program + inference.pdiparams + model.yaml)."""
 
@@ -76,6 +58,7 @@ class DetectorPredictor:
         self.config = load_model_config(model_dir)
         if self.config.task != "detection" or not self.config.detector:
             raise ToolkitError(f"{model_dir}: model.yaml describes a {self.config.task} model, not a face detector")
+        self._predictor = Predictor(model_dir, cpu_threads=cpu_threads, use_gpu=use_gpu)
         section = self.config.detector
         self.input_size = int(self.config.input_size[0])
         self.score_threshold = float(section["score_threshold"] if score_threshold is None else score_threshold)
@@ -84,9 +67,9 @@ class DetectorPredictor:
         self.max_detections = max_detections
         self.mean = np.asarray(self.config.mean, np.float32).reshape(1, 3, 1, 1)
         self.std = np.asarray(self.config.std, np.float32).reshape(1, 3, 1, 1)
-        self._predictor = _paddle_predictor(self.config, model_dir, cpu_threads, use_gpu)
-        self._input = self._predictor.get_input_handle(self._predictor.get_input_names()[0])
-        self._outputs = [self._predictor.get_output_handle(name) for name in self._predictor.get_output_names()]
+        if len(self._predictor.output_names) != 3:
+            raise ToolkitError(f"{model_dir}: program has {len(self._predictor.output_names)} outputs, a BlazeFace "
+                               f"export has 3 (boxes, keypoints, scores); re-export it with blazeface_paddle")
 
     def run(self, batch_uint8: np.ndarray) -> tuple:
         """Raw program outputs for N×S×S×3 uint8 RGB network images: (boxes, keypoints, scores), normalised."""
@@ -94,10 +77,7 @@ class DetectorPredictor:
         if self.config.color_order == "BGR":
             batch = batch[..., ::-1]
         batch = (batch.transpose(0, 3, 1, 2) - self.mean) / self.std
-        self._input.reshape(list(batch.shape))
-        self._input.copy_from_cpu(np.ascontiguousarray(batch, dtype=np.float32))
-        self._predictor.run()
-        return tuple(handle.copy_to_cpu() for handle in self._outputs)
+        return tuple(self._predictor.run_outputs(batch))
 
     def _detect_window(self, image: np.ndarray) -> tuple:
         """Detections of one (sub)image in its own pixel coordinates, before cross-window merging."""

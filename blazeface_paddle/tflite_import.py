@@ -262,12 +262,15 @@ def import_tflite_model(tflite_path: str, variant: str, output_dir: str, *, fmt:
 
     ``checkpoint_path`` (optional) also saves the eager weights (``.pdparams``) for fine-tuning.
     """
-    from arcface_paddle.safe_io import atomic_write
+    import io
+
+    from arcface_paddle.safe_io import atomic_save_bytes
     from .export import export_detector
 
     layer, info = convert_tflite(tflite_path, variant)
     source = dict(MEDIAPIPE_SOURCE, **info, **(extra_source or {}))
     if checkpoint_path:
-        with atomic_write(checkpoint_path, "wb") as handle:
-            paddle.save(layer.state_dict(), handle)
+        buffer = io.BytesIO()
+        paddle.save(layer.state_dict(), buffer)
+        atomic_save_bytes(checkpoint_path, buffer.getvalue())
     return export_detector(layer, output_dir, fmt=fmt, source=source)

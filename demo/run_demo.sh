@@ -22,6 +22,6 @@ if [ "${1:-}" = "--rebuild" ]; then
     "$PY" test_recognition.py --build_index demo/index.bin --img_dir demo/gallery
 fi
 
-OUT=output/demo
+OUT="${DEMO_OUTPUT:-output/demo}"
 "$PY" test_recognition.py --det --rec --index demo/index.bin --input demo/query/group.jpg --output "$OUT"
 echo "drawn result: $OUT/group.jpg   (boxes, names, similarities: $OUT/group.json)"

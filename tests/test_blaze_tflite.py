@@ -59,7 +59,7 @@ def test_raw_outputs_equal_litert(converted, variant, faces_dir):
         np.testing.assert_allclose(ours_logits[index:index + 1], ref_logits, atol=2e-3, rtol=1e-4)
     # the photo really contains a face the reference is confident about (the comparison is not all-background)
     ref_reg, ref_logits = run_litert(variant, batch[:1])
-    assert ref_logits.max() > 2.0 and ours_logits[0].argmax() == ref_logits[0].argmax()
+    assert ref_logits.max() > 1.0 and ours_logits[0].argmax() == ref_logits[0].argmax()
 
 
 def test_wrong_variant_or_layout_is_refused(tmp_path):

@@ -135,4 +135,4 @@ def test_make_verification_bin_cli(synthetic_data, repo_root, tmp_path):
     images, issame = load_verification_bin(out)
     assert images.shape == (16, 112, 112, 3) and issame.sum() == 4
     result = subprocess.run(cmd[:-4] + ["--num_pairs", "5000"], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2 and result.stderr.strip().startswith("error: ") and "distinct pairs" in result.stderr
+    assert result.returncode == 2 and result.stderr.strip().startswith("error: ") and "distinct balanced pairs" in result.stderr

@@ -155,3 +155,16 @@ def test_cli_image2bin_prints_summary(repo_root, synthetic_tree, tmp_path):
     assert result.returncode == 0, result.stderr
     assert re.search(r"\|\s*image2bin\s*\|\s*12\s*\|\s*4\s*\|\s*0\s*\|", result.stdout), result.stdout
     assert len(read_label_file(tmp_path / "bin" / "label.txt")) == 12
+
+
+def test_label_file_errors_name_file_and_line(tmp_path):
+    bad = tmp_path / "label.txt"
+    bad.write_text("images/00000000.bin\t0\nimages/00000001.bin\tcat\n")
+    with pytest.raises(ToolkitError, match=r"label\.txt:2: label 'cat' is not an integer"):
+        read_label_file(bad)
+    bad.write_text("just-one-field\n")
+    with pytest.raises(ToolkitError, match=r"label\.txt:1: expected 'path<TAB>label'"):
+        read_label_file(bad)
+    spaced = tmp_path / "spaced.txt"
+    spaced.write_text("my photos/a b.jpg\t3\n")
+    assert read_label_file(spaced) == [("my photos/a b.jpg", 3)]

@@ -91,4 +91,5 @@ def test_make_synthetic_dataset_cli(repo_root, tmp_path):
     assert len(list((tmp_path / "images_tree").rglob("*.jpg"))) == 6
     images, issame = load_verification_bin(tmp_path / "val.bin")
     assert images.shape[0] == 12
-    np.testing.assert_array_equal(images[0], SyntheticFaces(3, 2).verification_pairs(range(3, 7), 6)[0][0])
+    expected = SyntheticFaces(3, 2).verification_pairs(range(3, 7), 6)[0][0]       # stored as JPEG: close, not exact
+    assert np.abs(images[0].astype(np.float32) - expected).mean() < 8.0

@@ -14,7 +14,7 @@ import pytest
 
 from arcface_paddle.errors import ToolkitError
 from arcface_paddle.losses import CombinedMarginLoss, PartialFC, margin_softmax_loss
-from arcface_paddle.losses.distributed import shard_range
+from arcface_paddle.losses.distributed import shard_range, sum_gradients
 from arcface_paddle.losses.partial_fc import init_centers
 
 paddle.set_device("cpu")
@@ -41,6 +41,17 @@ def run_partial_fc(embeddings, labels, sample_ratio, seed=0):
     index = head.sampled_index.numpy() if head.sampled_index is not None else np.arange(head.num_local)
     return dict(loss=loss.item(), grad=x.grad.numpy(), weight=head.weight.numpy(), wgrad=head.weight.grad.numpy(),
                 index=index, start=head.class_start)
+
+
+def run_with_backbone(inputs, labels):
+    """A linear 'backbone' under PartialFC; its gradient summed over ranks (a no-op in one process)."""
+    projection = paddle.create_parameter([inputs.shape[1], DIM], "float32", default_initializer=paddle.nn.initializer.Assign(
+        np.random.default_rng(1).standard_normal((inputs.shape[1], DIM)).astype("float32")))
+    head = PartialFC(DIM, CLASSES, margin_loss=MARGIN)
+    loss = head(paddle.matmul(paddle.to_tensor(inputs), projection), paddle.to_tensor(labels))
+    loss.backward()
+    sum_gradients([projection])
+    return projection.grad.numpy()
 
 
 def reference(embeddings, labels, centers):
@@ -144,11 +155,12 @@ def two_process_run(tmp_path_factory, repo_root):
     done = subprocess.run(cmd, cwd=out, env=env, capture_output=True, text=True, timeout=180)
     logs = "".join(p.read_text(errors="replace")[-3000:] for p in sorted((out / "log").glob("workerlog.*")))
     assert done.returncode == 0, f"2-process run failed:\n{done.stdout[-2000:]}\n{logs}"
-    return [{k: v for k, v in np.load(out / f"rank{r}_{tag}.npz").items()} for r in range(2) for tag in ("full", "sampled")]
+    tags = ("full", "sampled", "backbone")
+    return [{k: v for k, v in np.load(out / f"rank{r}_{tag}.npz").items()} for r in range(2) for tag in tags]
 
 
 def test_two_processes_equal_one_process_at_full_ratio(two_process_run):
-    rank0, rank1 = two_process_run[0], two_process_run[2]
+    rank0, rank1 = two_process_run[0], two_process_run[3]
     embeddings, labels = problem()
     single = run_partial_fc(embeddings, labels, 1.0)
     assert (int(rank0["start"]), int(rank1["start"])) == (0, 19)
@@ -160,7 +172,7 @@ def test_two_processes_equal_one_process_at_full_ratio(two_process_run):
 
 
 def test_two_processes_sample_per_shard_and_match_softmax_over_sampled_centres(two_process_run):
-    rank0, rank1 = two_process_run[1], two_process_run[3]
+    rank0, rank1 = two_process_run[1], two_process_run[4]
     embeddings, labels = problem()
     centres, columns = [], []
     for rank in (rank0, rank1):
@@ -180,6 +192,13 @@ def test_two_processes_sample_per_shard_and_match_softmax_over_sampled_centres(t
     np.testing.assert_allclose(sampled_wgrad, wgrad, rtol=1e-4, atol=1e-6)
 
 
+def test_summed_backbone_gradients_over_two_processes_equal_one_process(two_process_run):
+    embeddings, labels = problem()
+    single = run_with_backbone(embeddings[:, :6], labels)
+    for rank in (two_process_run[2], two_process_run[5]):
+        np.testing.assert_allclose(rank["grad"], single, rtol=1e-4, atol=1e-6)
+
+
 def worker(out_dir):
     import paddle.distributed as dist
     dist.init_parallel_env()
@@ -189,6 +208,8 @@ def worker(out_dir):
     for tag, ratio in (("full", 1.0), ("sampled", 0.5)):
         out = run_partial_fc(embeddings[rows], labels[rows], ratio, seed=10 + rank)
         np.savez(os.path.join(out_dir, f"rank{rank}_{tag}.npz"), **out)
+    grad = run_with_backbone(embeddings[rows, :6], labels[rows])
+    np.savez(os.path.join(out_dir, f"rank{rank}_backbone.npz"), grad=grad)
 
 
 if __name__ == "__main__":

@@ -167,6 +167,15 @@ def test_checkpoint_loads_back(tiny, pixels, tmp_path):
     with paddle.no_grad():
         again = layer(paddle.to_tensor((pixels - 127.5) / 128.0)).numpy()
     np.testing.assert_allclose(again, run_eager(imported, pixels), rtol=1e-6, atol=1e-6)
+    # train.py --pretrained FOLDER starts fine-tuning from exactly these weights.
+    from arcface_paddle.training.resume import load_pretrained_backbone
+
+    fresh = get_model("MobileNetV1", **TINY)
+    load_pretrained_backbone(fresh, folder, network="MobileNetV1", log=lambda message: None)
+    fresh.eval()
+    with paddle.no_grad():
+        tuned_start = fresh(paddle.to_tensor((pixels - 127.5) / 128.0)).numpy()
+    np.testing.assert_allclose(tuned_start, again, rtol=1e-6, atol=1e-6)
 
 
 def _tamper_stride(writer):

@@ -98,3 +98,15 @@ def test_library_alignment_reproduces_reference_crops(faces_dir, repo_root, refe
         crops.append(align_face(rgb, np.asarray(landmarks[str(name)]["landmarks"], np.float32)))
     crops = np.stack(crops)
     assert np.abs(crops.astype(np.int16) - reference["crops"]).mean() < 1.0
+
+
+def test_notice_names_every_shipped_model(repo_root):
+    """inference_model/NOTICE lists each shipped folder with its source checksum and licence."""
+    notice = (repo_root / "inference_model" / "NOTICE").read_text(encoding="utf-8")
+    folders = sorted(path.parent for path in (repo_root / "inference_model").glob("*/model.yaml"))
+    assert any(folder.name == "mobilenet_sface" for folder in folders)
+    for folder in folders:
+        source = load_model_config(str(folder)).source or {}
+        assert f"{folder.name}/" in notice, folder.name
+        assert source.get("sha256") and source["sha256"] in notice, folder.name
+        assert source.get("licence") in notice, folder.name

@@ -11,12 +11,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from prettytable import PrettyTable  # noqa: E402
 
 from arcface_paddle.errors import run_cli  # noqa: E402
+
+
+# paddle warns about a C++ build cache at import; it means nothing to someone running inference.
+warnings.filterwarnings("ignore", message="No ccache found")
 
 
 def main(argv=None) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -14,6 +15,10 @@ from prettytable import PrettyTable  # noqa: E402
 
 from arcface_paddle.errors import run_cli  # noqa: E402
 from arcface_paddle.pipeline.matching import DEFAULT_REC_THRESHOLD  # noqa: E402
+
+
+# paddle warns about a C++ build cache at import; it means nothing to someone running inference.
+warnings.filterwarnings("ignore", message="No ccache found")
 
 
 def main(argv=None) -> int:

@@ -45,7 +45,8 @@ def main(argv=None) -> int:
     print(f"wrote {args.output}: {config.task} {config.network}, input {config.input_size} {config.color_order}, "
           f"mean {config.mean[0]:g} std {config.std[0]:g}, model_id {config.model_id}")
     if args.checkpoint:
-        print(f"wrote checkpoint {args.checkpoint} (train.py --pretrained {args.checkpoint})")
+        trainer = "train.py" if config.task == "recognition" else "tools/train_detector.py"
+        print(f"wrote checkpoint {args.checkpoint} (fine-tune with: {trainer} --pretrained {args.checkpoint})")
     return 0
 
 

@@ -104,6 +104,13 @@ def pairs_from_tree(root, num_pairs: int, seed: int = 0) -> tuple[list[bytes], n
     if len(labels) < 2 or not multi:
         raise ToolkitError(f"{root}: verification pairs need >= 2 identities and one with >= 2 images "
                            f"(found {len(labels)} identities, {len(multi)} with several images)")
+    sizes = np.array([len(by_label[label]) for label in labels])
+    same_capacity = int((sizes * (sizes - 1) // 2).sum())
+    diff_capacity = int((sizes.sum() ** 2 - (sizes ** 2).sum()) // 2)
+    want_same, want_diff = (num_pairs + 1) // 2, num_pairs // 2
+    if want_same > same_capacity or want_diff > diff_capacity:
+        raise ToolkitError(f"{root}: only {min(same_capacity, want_same) + min(diff_capacity, want_diff)} distinct "
+                           f"balanced pairs available ({same_capacity} same-person), {num_pairs} requested")
     rng = np.random.default_rng(seed)
     seen, pairs = set(), []
     for attempt in range(num_pairs * 50):

@@ -46,24 +46,21 @@ def _import_recognizer(source: str, network: str, output: str, checkpoint: Optio
 
 
 def _import_detector(source: str, network: str, output: str, checkpoint: Optional[str], fmt: str) -> ModelConfig:
-    from blazeface_paddle import tflite_import
+    from blazeface_paddle.tflite_import import import_tflite_model
+
+    from ..training.checkpoint import BACKBONE_FILE, META_FILE
 
     variant = _blazeface_variant(network, source)
-    layer, info = tflite_import.convert_tflite(source, variant)
+    checkpoint_params = None
     if checkpoint:
-        from ..training.checkpoint import BACKBONE_FILE, META_FILE, save_state
-
         os.makedirs(checkpoint, exist_ok=True)
-        save_state(os.path.join(checkpoint, BACKBONE_FILE), layer.state_dict())
+        checkpoint_params = os.path.join(checkpoint, BACKBONE_FILE)
+    config = import_tflite_model(source, variant, output, fmt=fmt, checkpoint_path=checkpoint_params)
+    if checkpoint:  # a checkpoint folder (tools/train_detector.py --pretrained DIR) needs meta.json too
         with atomic_write(os.path.join(checkpoint, META_FILE), "w") as handle:
             json.dump({"network": "BlazeFace", "variant": variant, "epoch": 0, "step": 0, "world_size": 1,
-                       "imported_from": info}, handle, indent=2, sort_keys=True)
-    try:
-        from blazeface_paddle.export import export_detector
-    except ImportError:
-        raise ToolkitError("blazeface_paddle.export.export_detector is not available in this installation; "
-                           "cannot export the detector") from None
-    return export_detector(layer, output, variant=variant, fmt=fmt, source=info)
+                       "imported_from": config.source}, handle, indent=2, sort_keys=True)
+    return config
 
 
 def import_pretrained(source: str, network: str, output: str, checkpoint: Optional[str] = None,

@@ -116,3 +116,24 @@ def all_gather_rows(tensor: paddle.Tensor, counts: List[int] | None = None) -> p
     padded = _pad_rows(tensor, max(counts))
     gathered = AllGather.apply(padded) if not tensor.stop_gradient else paddle.concat(_gather_equal(padded), 0)
     return _drop_padding(gathered, counts)
+
+
+def sum_gradients(parameters) -> None:
+    """All-reduce (sum) the gradients of ``parameters`` over ranks, in one flat buffer.
+
+    PartialFC gives each rank the full single-process gradient for its own embeddings, so summing the
+    backbone gradients over ranks reproduces a single-process step on the global batch
+    (``paddle.DataParallel`` would average, i.e. divide by the world size).  No-op with one process.
+    """
+    if not (dist.is_initialized() and dist.get_world_size() > 1):
+        return
+    with_grad = [p for p in parameters if p.grad is not None]
+    if not with_grad:
+        return
+    flat = paddle.concat([p.grad.reshape([-1]).astype("float32") for p in with_grad])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    offset = 0
+    for p in with_grad:
+        size = int(p.grad.size)
+        p.grad.set_value(flat[offset:offset + size].reshape(p.grad.shape).astype(p.grad.dtype))
+        offset += size

@@ -32,7 +32,7 @@ def pairwise_squared_distances(embeddings: paddle.Tensor) -> paddle.Tensor:
 def _masks(labels: paddle.Tensor):
     labels = labels.reshape([-1])
     same = labels.unsqueeze(1) == labels.unsqueeze(0)
-    eye = paddle.eye(labels.shape[0], dtype="bool")
+    eye = paddle.eye(labels.shape[0]).astype("bool")
     return paddle.logical_and(same, paddle.logical_not(eye)), paddle.logical_not(same)
 
 

@@ -99,26 +99,28 @@ class FaceAnalyzer:
         if font:
             load_font(font, 12)       # an unreadable font fails now, not after the first image is processed
         self.search_backend = search_backend
-        self.detector = self._load_detector(det_model or DEFAULT_DET_MODEL, det_thresh, cpu_threads,
-                                            use_gpu) if det else None
-        self.recognizer, self.rec_model_dir, self.rec_config = None, None, None
+        # Cheap checks first (model.yaml files, gallery, font) so a bad argument fails before models load.
+        self.recognizer, self.rec_model_dir, self.rec_config, self.index = None, None, None, None
         if rec:
-            self.rec_model_dir = rec_model or DEFAULT_REC_MODEL
+            self.rec_model_dir = os.fspath(rec_model or DEFAULT_REC_MODEL)
             self.rec_config = load_model_config(self.rec_model_dir)
             if self.rec_config.task != "recognition":
                 raise ToolkitError(f"{self.rec_model_dir}: model.yaml says task {self.rec_config.task!r}, "
                                    "expected a recognition model")
+            if index is not None:
+                self.set_index(index)
+        elif index is not None:
+            raise ToolkitError("a gallery index needs recognition enabled (--rec)")
+        det_dir = os.fspath(det_model or DEFAULT_DET_MODEL)
+        if det and load_model_config(det_dir).task != "detection":
+            raise ToolkitError(f"{det_dir}: model.yaml does not describe a detection model")
+        self.detector = self._load_detector(det_dir, det_thresh, cpu_threads, use_gpu) if det else None
+        if rec:
             from ..inference.predictor import RecognitionPredictor
             self.recognizer = RecognitionPredictor(self.rec_model_dir, cpu_threads=cpu_threads, use_gpu=use_gpu)
-        self.index = None
-        if index is not None:
-            self.set_index(index)
 
     @staticmethod
     def _load_detector(model_dir: str, det_thresh, cpu_threads: int, use_gpu: bool):
-        config = load_model_config(model_dir)
-        if config.task != "detection":
-            raise ToolkitError(f"{model_dir}: model.yaml says task {config.task!r}, expected a detection model")
         from blazeface_paddle.predictor import DetectorPredictor
         kwargs = {"cpu_threads": cpu_threads, "score_threshold": det_thresh}
         if use_gpu:
@@ -138,7 +140,7 @@ class FaceAnalyzer:
         return int(height), int(width)
 
     def set_index(self, index: Union[str, GalleryIndex]) -> None:
-        if self.recognizer is None:
+        if self.rec_config is None:
             raise ToolkitError("a gallery index needs recognition enabled (--rec)")
         if isinstance(index, GalleryIndex):
             index.check_model(self.model_id, self.rec_model_dir)

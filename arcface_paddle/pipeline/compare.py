@@ -8,7 +8,7 @@ from PIL import Image, ImageDraw
 
 from .analyzer import CompareResult, FaceAnalyzer
 from .drawing import load_font
-from .media_io import write_image
+from .media_io import read_image, write_image
 
 PANEL = 224          # each aligned crop is shown at this size
 CAPTION = 56
@@ -37,7 +37,10 @@ def compare_images(image1: str, image2: str, show: Optional[str] = None, thresho
                    analyzer: Optional[FaceAnalyzer] = None, font: Optional[str] = None,
                    **analyzer_kwargs) -> CompareResult:
     """Compare the largest face of two image files; ``show`` writes the side-by-side picture."""
-    analyzer = analyzer or FaceAnalyzer(**analyzer_kwargs)
+    if analyzer is None:
+        for path in (image1, image2):     # a wrong path fails before the models load
+            read_image(path)
+        analyzer = FaceAnalyzer(**analyzer_kwargs)
     result = analyzer.compare(image1, image2, threshold=threshold)
     if show:
         write_image(show, side_by_side(result, font_path=font or analyzer.font))

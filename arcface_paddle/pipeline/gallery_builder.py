@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from ..errors import ToolkitError
 from .gallery import GalleryIndex, load_index
-from .media_io import check_output_dir, is_image_path, read_image
+from .media_io import check_output_dir, is_image_path
 
 
 @dataclasses.dataclass
@@ -83,7 +83,7 @@ def build_gallery(analyzer, img_dir: Optional[str] = None, label_file: Optional[
     names, embeddings, skipped = [], [], []
     for path, name in tqdm(items, desc="building index", unit="img", disable=not progress):
         try:
-            face, _ = analyzer.embed_largest_face(read_image(path))
+            face, _ = analyzer.embed_largest_face(path)
         except ToolkitError as error:
             message = str(error)
             skipped.append((path, message[len(path) + 2:] if message.startswith(path + ": ") else message))

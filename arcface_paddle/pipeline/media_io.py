@@ -118,6 +118,9 @@ class VideoReader:
         self._first = first
         self.size_wh = (int(first.shape[1]), int(first.shape[0]))
 
+    def close(self) -> None:
+        self._capture.release()
+
     def __iter__(self) -> Iterator[np.ndarray]:
         frame = self._first
         while frame is not None:

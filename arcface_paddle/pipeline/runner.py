@@ -58,6 +58,18 @@ def process_video(analyzer, path: str, output_dir: str, progress: bool = True) -
     return RunResult(path, drawn_path, json_path, all_faces)
 
 
+def check_input(input_path: str) -> None:
+    """Fail fast (before models load) on a missing input, an empty folder, a video or image that cannot be read."""
+    if os.path.isdir(input_path):
+        list_images(input_path)
+    elif not os.path.exists(input_path):
+        raise ToolkitError(f"{input_path}: input not found")
+    elif is_video_path(input_path):
+        VideoReader(input_path).close()
+    else:
+        read_image(input_path)
+
+
 def run_on_input(analyzer, input_path: str, output_dir: str, progress: bool = True) -> RunReport:
     """Process ``input_path`` (image, folder of images, or video) into ``output_dir``.
 

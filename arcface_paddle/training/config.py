@@ -64,7 +64,8 @@ DEFAULTS = {
         "synthetic": {"num_identities": 100, "images_per_identity": 20, "seed": 0},
     },
     # --- validation on .bin pairs (paths, or names looked up as <data.root>/<name>.bin)
-    "validation": {"targets": [], "every_steps": 2000, "batch_size": 64},
+    "validation": {"targets": [], "every_steps": 2000, "batch_size": 64,
+                   "fars": [1e-2, 1e-3, 1e-4]},   # TAR@FAR reported where the impostor count can measure it
     # --- output
     "output": "output/run",
     "logdir": None,                     # VisualDL folder; None → <output>/vdl

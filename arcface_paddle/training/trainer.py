@@ -61,7 +61,9 @@ def train(config: dict) -> TrainResult:
     targets = load_validation_targets(config) if rank == 0 else []
     global_batch = config["batch_size"] * world_size
 
-    # --- model, losses, optimiser, lr schedule
+    # --- model, losses, optimiser, lr schedule (same seed on every rank → identical initial weights)
+    paddle.seed(int(config["seed"]))
+    np.random.seed(int(config["seed"]) % (2 ** 32))
     parts = build_components(config, data.num_classes, world_size, on_gpu)
     optimizer = build_optimizer(config["optimizer"], [p for _, p in parts.named_parameters()], lr=config["lr"],
                                 momentum=config["momentum"], weight_decay=config["weight_decay"],
@@ -85,6 +87,8 @@ def train(config: dict) -> TrainResult:
         logger.info(f"resumed from {resume_from} at step {state.step} (epoch {state.epoch + 1})")
     elif config["resume"] == "auto":
         logger.info(f"resume: no checkpoint in {config['output']} yet, starting from scratch")
+    else:
+        _refuse_old_checkpoints(config["output"])
     if config["pretrained"] and not resume_from:
         load_pretrained_backbone(parts.backbone, config["pretrained"], network=config["network"],
                                  skip=tuple(config["pretrained_skip"]), log=logger.info)
@@ -117,7 +121,7 @@ def train(config: dict) -> TrainResult:
 
     def validate():
         for target in targets:
-            result = _evaluate(parts.backbone, target, config["validation"]["batch_size"])
+            result = _evaluate(parts.backbone, target, config["validation"])
             logger.validation(target.name, result, state.step)
             validation.setdefault(target.name, []).append(dict(result.as_dict(), step=state.step))
 
@@ -235,10 +239,11 @@ def _step_seed(seed: int, step: int, rank: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(step), int(rank)]).generate_state(1)[0] % (2 ** 31 - 1))
 
 
-def _evaluate(backbone, target, batch_size: int):
+def _evaluate(backbone, target, options: dict):
     from ..evaluation.verification import evaluate_layer
 
-    return evaluate_layer(backbone, target.images, target.issame, batch_size=batch_size)
+    return evaluate_layer(backbone, target.images, target.issame, batch_size=int(options["batch_size"]),
+                          fars=tuple(float(far) for far in options["fars"]))
 
 
 def _setup_process(device: str):
@@ -258,6 +263,15 @@ def _setup_process(device: str):
     if dist.is_initialized():
         return dist.get_rank(), dist.get_world_size(), on_gpu
     return 0, 1, on_gpu
+
+
+def _refuse_old_checkpoints(output: str) -> None:
+    from .checkpoint import latest_checkpoint
+
+    existing = latest_checkpoint(output)
+    if existing:
+        raise ToolkitError(f"{output}: already holds checkpoints ({os.path.basename(existing)}); continue that run "
+                           f"with --resume, or choose another --output")
 
 
 def _write_config(config: dict) -> None:

@@ -1,0 +1,128 @@
+"""Latency of the exported BlazeFace detectors vs the same weights in LiteRT (tflite), in one run.
+
+    python benchmarks/bench_detector.py [--threads 2] [--repeats 200] [--image tests/data/faces/obama.jpg]
+
+For each variant (short_range 128×128, full_range 192×192), on one 640×480 photo:
+
+* network: our exported program through Paddle Inference (oneDNN, fp32) vs ``Interpreter.invoke``
+  (XNNPACK) on the same input tensor;
+* end to end: image → letterbox → network → decode → weighted NMS → faces in pixels.  Ours is
+  ``DetectorPredictor.detect``; LiteRT's pipeline uses the same letterbox and numpy post-processing,
+  so the difference is the runtime.
+
+Both runtimes get the same thread count.  Medians over ``--repeats`` runs after warm-up; ratio =
+ours / LiteRT (below 1.0 = we are faster).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import platform
+import statistics
+import time
+
+import cv2
+import numpy as np
+from prettytable import PrettyTable
+from tqdm import tqdm
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+VARIANTS = ("short_range", "full_range")
+
+
+def photo_640x480(path: str) -> np.ndarray:
+    from blazeface_paddle.letterbox import read_image
+
+    image = read_image(path)
+    height, width = image.shape[:2]
+    scale = max(640 / width, 480 / height)
+    resized = cv2.resize(image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+    y0 = (resized.shape[0] - 480) // 2
+    x0 = (resized.shape[1] - 640) // 2
+    return np.ascontiguousarray(resized[y0:y0 + 480, x0:x0 + 640])
+
+
+def median_ms(function, repeats: int, label: str) -> float:
+    for _ in range(max(5, repeats // 10)):
+        function()
+    times = []
+    for _ in tqdm(range(repeats), desc=label, leave=False):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000.0
+
+
+class LiteRTDetector:
+    """The same pipeline as DetectorPredictor.detect with LiteRT running the tflite graph."""
+
+    def __init__(self, variant: str, threads: int):
+        from ai_edge_litert.interpreter import Interpreter
+
+        from blazeface_paddle.anchors import anchors_for
+        from blazeface_paddle.variants import get_variant
+
+        self.spec = get_variant(variant)
+        self.anchors = anchors_for(variant)
+        path = REPO / "tests" / "data" / "blazeface" / f"face_detection_{variant}.tflite"
+        self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        self.interpreter.allocate_tensors()
+        self.input_index = self.interpreter.get_input_details()[0]["index"]
+        outputs = self.interpreter.get_output_details()
+        self.reg_index = next(d["index"] for d in outputs if d["shape"][-1] == 16)
+        self.cls_index = next(d["index"] for d in outputs if d["shape"][-1] == 1)
+
+    def invoke(self, nhwc: np.ndarray):
+        self.interpreter.set_tensor(self.input_index, nhwc)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.reg_index), self.interpreter.get_tensor(self.cls_index)
+
+    def detect(self, image: np.ndarray) -> list:
+        from blazeface_paddle.letterbox import letterbox
+        from blazeface_paddle.postprocess import decode, scores_from_logits
+        from blazeface_paddle.predictor import select
+
+        canvas, box = letterbox(image, self.spec.input_size)
+        regressors, logits = self.invoke((canvas[None].astype(np.float32) - 127.5) / 127.5)
+        boxes, keypoints = decode(regressors[0], self.anchors, self.spec.input_size)
+        scores = scores_from_logits(logits[0], self.spec.score_clipping)
+        boxes, keypoints, scores = select(boxes, keypoints, scores, score_threshold=self.spec.score_threshold,
+                                          nms_threshold=self.spec.nms_threshold)
+        return list(zip(box.to_pixels(boxes), scores))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--image", default=str(REPO / "tests" / "data" / "faces" / "obama.jpg"))
+    args = parser.parse_args()
+
+    from blazeface_paddle.letterbox import letterbox
+    from blazeface_paddle.predictor import DetectorPredictor
+
+    image = photo_640x480(args.image)
+    table = PrettyTable(["variant", "stage", "ours Paddle oneDNN (ms)", "LiteRT (ms)", "ratio ours/LiteRT",
+                         "faces ours/LiteRT"])
+    for variant in VARIANTS:
+        ours = DetectorPredictor(REPO / "inference_model" / f"blazeface_{variant}", cpu_threads=args.threads)
+        theirs = LiteRTDetector(variant, args.threads)
+        canvas, _ = letterbox(image, ours.input_size)
+        nhwc = (canvas[None].astype(np.float32) - 127.5) / 127.5
+        faces = f"{len(ours.detect(image))}/{len(theirs.detect(image))}"
+        net_ours = median_ms(lambda: ours.run(canvas[None]), args.repeats, f"{variant} ours net")
+        net_theirs = median_ms(lambda: theirs.invoke(nhwc), args.repeats, f"{variant} LiteRT net")
+        e2e_ours = median_ms(lambda: ours.detect(image), args.repeats, f"{variant} ours e2e")
+        e2e_theirs = median_ms(lambda: theirs.detect(image), args.repeats, f"{variant} LiteRT e2e")
+        table.add_row([variant, "network", f"{net_ours:.2f}", f"{net_theirs:.2f}", f"{net_ours / net_theirs:.2f}×", ""])
+        table.add_row([variant, "end to end", f"{e2e_ours:.2f}", f"{e2e_theirs:.2f}", f"{e2e_ours / e2e_theirs:.2f}×",
+                       faces])
+    print(f"BlazeFace on a 640×480 photo, {args.threads} threads, median of {args.repeats} runs; "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores visible")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Recognition inference speed: eager paddle vs Paddle Inference predictor vs onnxruntime, one run.
+
+    python benchmarks/bench_inference.py --models MobileFaceNet_128,iResNet50 --threads 2
+
+For each backbone (random weights; speed does not depend on them) the model is exported once
+(legacy program + ONNX via paddle2onnx), then timed at batch 1 (latency per face) and batch 32
+(throughput) with the same thread count everywhere.  Ratios are against onnxruntime measured in the
+same run (the better of its spinning / non-spinning thread settings, per column); outputs are checked to agree before anything is timed.
+"""
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="MobileFaceNet_128,iResNet50")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=32, help="throughput batch size")
+    parser.add_argument("--seconds", type=float, default=6.0, help="time budget per (model, runtime, batch)")
+    parser.add_argument("--variants", default="onednn,plain",
+                        help="predictor settings to time: onednn (default settings), plain (no oneDNN), "
+                             "noir (oneDNN, ir_optim off)")
+    return parser.parse_args(argv)
+
+
+def median_seconds(run, budget, min_runs=2, max_runs=200):
+    run()                                          # warm-up (oneDNN kernel creation, ORT allocations)
+    times, start = [], time.perf_counter()
+    while len(times) < min_runs or (time.perf_counter() - start < budget and len(times) < max_runs):
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), len(times)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)      # eager paddle reads it at import
+    import numpy as np
+    import onnxruntime
+    import paddle
+    from prettytable import PrettyTable
+
+    from arcface_paddle.backbones import get_model
+    from arcface_paddle.inference.export import ONNX_NAME, export_model, recognition_config
+    from arcface_paddle.inference.predictor import Predictor
+
+    paddle.set_device("cpu")
+    table = PrettyTable(["model", "runtime", "ms/face (batch 1)", "faces/s (batch %d)" % args.batch,
+                         "latency vs ORT", "throughput vs ORT"])
+    rng = np.random.default_rng(0)
+    variants = {"onednn": dict(), "plain": dict(enable_onednn=False), "noir": dict(ir_optim=False)}
+    chosen = [v.strip() for v in args.variants.split(",") if v.strip()]
+    for name in [m.strip() for m in args.models.split(",") if m.strip()]:
+        paddle.seed(0)
+        model = get_model(name)
+        model.eval()
+        with tempfile.TemporaryDirectory() as folder:
+            export_model(model, folder, recognition_config(name), fmt="legacy", onnx=True)
+            x1 = rng.standard_normal((1, 3, 112, 112)).astype(np.float32)
+            xb = rng.standard_normal((args.batch, 3, 112, 112)).astype(np.float32)
+            sessions = {}
+            for label, spinning in (("onnxruntime", "1"), ("onnxruntime (no spin)", "0")):
+                # ORT's intra-op threads spin-wait by default; on a shared CPU that can hurt, so both are timed
+                options = onnxruntime.SessionOptions()
+                options.intra_op_num_threads = args.threads
+                options.inter_op_num_threads = 1
+                options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+                options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
+                sessions[label] = onnxruntime.InferenceSession(os.path.join(folder, ONNX_NAME), options,
+                                                               providers=["CPUExecutionProvider"])
+            input_name = sessions["onnxruntime"].get_inputs()[0].name
+
+            def eager(x):
+                with paddle.no_grad():
+                    return model(paddle.to_tensor(x)).numpy()
+
+            runners = {label: (lambda x, s=session: s.run(None, {input_name: x})[0])
+                       for label, session in sessions.items()}
+            runners["eager"] = eager
+            for variant in chosen:
+                predictor = Predictor(folder, cpu_threads=args.threads, **variants[variant])
+                runners[f"predictor ({variant})"] = predictor.run
+            reference = runners["onnxruntime"](xb)
+            for runtime, run in runners.items():
+                diff = float(np.abs(run(xb) - reference).max() / np.abs(reference).max())
+                if diff > 1e-3:
+                    raise SystemExit(f"{name} {runtime}: output differs from onnxruntime (max rel {diff:.2e})")
+            timings = {}
+            for runtime, run in runners.items():
+                t1, _ = median_seconds(lambda: run(x1), args.seconds / 2)
+                tb, _ = median_seconds(lambda: run(xb), args.seconds / 2)
+                timings[runtime] = (t1, args.batch / tb)
+                print(f"{name:18s} {runtime:22s} {1000 * t1:8.2f} ms/face  {args.batch / tb:8.1f} faces/s",
+                      file=sys.stderr)
+            # the peer is the better of the two onnxruntime settings, for each measure
+            ort_latency = min(timings[k][0] for k in sessions)
+            ort_throughput = max(timings[k][1] for k in sessions)
+            for runtime, (latency, throughput) in timings.items():
+                table.add_row([name, runtime, f"{1000 * latency:.2f}", f"{throughput:.1f}",
+                               f"{latency / ort_latency:.2f}×", f"{throughput / ort_throughput:.2f}×"])
+    print(f"threads={args.threads}, paddle {paddle.__version__}, onnxruntime {onnxruntime.__version__}")
+    print(table)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,81 @@
+"""Shard throughput: read + decode + preprocess from .bin shards vs the same images as JPEG files.
+
+  python benchmarks/bench_shards.py [--images 2000] [--batch_size 64] [--workers 0 1 2]
+
+Builds a synthetic identity tree (JPEG, 112×112) in a temporary folder, converts it with image2bin
+(conversion throughput per process count), then iterates paddle.io.DataLoader over ShardDataset and
+over ImageFolderDataset on the same images at each worker count.  Ratios are against the JPEG-file
+peer measured in the same run.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _loader_rate(dataset, workers: int, batch_size: int, epochs: int = 2) -> float:
+    import paddle
+    loader = paddle.io.DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers, drop_last=False)
+    for _ in loader:                      # warm-up: worker start, page cache
+        break
+    start = time.perf_counter()
+    count = 0
+    for _ in range(epochs):
+        for images, _labels in loader:
+            count += images.shape[0]
+    return count / (time.perf_counter() - start)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
+    args = parser.parse_args(argv)
+    import paddle
+    from prettytable import PrettyTable
+
+    from arcface_paddle.data import convert
+    from arcface_paddle.data.datasets import ImageFolderDataset, ShardDataset
+    from arcface_paddle.data.synthetic import SyntheticFaces
+    paddle.set_device("cpu")
+    per_identity = 20
+    faces = SyntheticFaces(max(1, args.images // per_identity), per_identity, seed=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        tree, shards = os.path.join(tmp, "tree"), os.path.join(tmp, "shards")
+        start = time.perf_counter()
+        faces.write_identity_tree(tree)
+        render_rate = faces.num_identities * per_identity / (time.perf_counter() - start)
+        conversion = PrettyTable(["conversion", "processes", "images", "images/s", "ratio vs 1 process"])
+        base = None
+        for workers in sorted({1, max(args.workers)}):
+            out = os.path.join(tmp, f"shards_{workers}")
+            report = convert.image_to_bin(tree, out, workers=workers, progress=False)
+            base = base or report.images_per_second
+            conversion.add_row(["image2bin", workers, report.images, f"{report.images_per_second:.0f}",
+                                f"{report.images_per_second / base:.2f}"])
+            os.replace(out, shards) if not os.path.exists(shards) else None
+        back = convert.bin_to_image(shards, os.path.join(tmp, "back"), workers=max(args.workers), progress=False)
+        conversion.add_row(["bin2image", max(args.workers), back.images, f"{back.images_per_second:.0f}", "-"])
+        conversion.add_row(["synthetic render+JPEG write", 1, faces.num_identities * per_identity,
+                            f"{render_rate:.0f}", "-"])
+        print(conversion)
+
+        reading = PrettyTable(["DataLoader workers", "JPEG files img/s", "shards img/s", "shards / JPEG"])
+        shard_ds, jpeg_ds = ShardDataset(shards, train=True), ImageFolderDataset(tree, train=True)
+        for workers in args.workers:
+            jpeg = _loader_rate(jpeg_ds, workers, args.batch_size)
+            shard = _loader_rate(shard_ds, workers, args.batch_size)
+            reading.add_row([workers, f"{jpeg:.0f}", f"{shard:.0f}", f"{shard / jpeg:.2f}"])
+        print(reading)
+        print(f"{len(shard_ds)} images 112×112 JPEG q95, batch {args.batch_size}, {os.cpu_count()} CPU cores")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

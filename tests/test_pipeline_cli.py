@@ -1,0 +1,130 @@
+"""Command lines of the pipeline: the README demo, one-line errors for bad input, compare, dataset alignment."""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from arcface_paddle.errors import ToolkitError
+from arcface_paddle.pipeline.drawing import font_size_for, identity_color, draw_faces, text_color
+from arcface_paddle.pipeline.analyzer import Face
+from arcface_paddle.pipeline.gallery import GalleryIndex
+from arcface_paddle.pipeline.media_io import read_image
+
+
+def load_script(repo_root, relative):
+    spec = importlib.util.spec_from_file_location(relative.replace("/", "_")[:-3], repo_root / relative)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def recognition_cli(repo_root):
+    return load_script(repo_root, "test_recognition.py")
+
+
+def test_readme_demo_command_prints_names_and_output(repo_root, tmp_path):
+    env = dict(os.environ, PYTHON=sys.executable, DEMO_OUTPUT=str(tmp_path / "demo"))
+    done = subprocess.run(["bash", str(repo_root / "demo" / "run_demo.sh")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "obama" in done.stdout and "unknown" in done.stdout and "grace_hopper" in done.stdout
+    assert str(tmp_path / "demo" / "group.jpg") in done.stdout
+    saved = json.loads((tmp_path / "demo" / "group.json").read_text())
+    assert sorted(face["name"] for face in saved["faces"]) == ["grace_hopper", "obama", "unknown"]
+    assert all(len(face["keypoints"]) == 6 and len(face["box"]) == 4 for face in saved["faces"])
+
+
+def test_corrupt_image_gives_one_line_error_and_no_output(repo_root, tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\x89PNG broken")
+    env = {key: value for key, value in os.environ.items() if key != "OMP_NUM_THREADS"}   # as a user runs it
+    done = subprocess.run([sys.executable, str(repo_root / "test_recognition.py"), "--det", "--rec",
+                           "--index", str(repo_root / "demo" / "index.bin"), "--input", str(bad),
+                           "--output", str(tmp_path / "out")], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines == [f"error: {bad}: not a readable image (corrupt or unsupported format)"]
+    assert not (tmp_path / "out").exists() or os.listdir(tmp_path / "out") == []
+
+
+def test_bad_inputs_are_user_errors(recognition_cli, repo_root, tmp_path):
+    index = str(repo_root / "demo" / "index.bin")
+    query = str(repo_root / "demo" / "query" / "obama2.jpg")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    truncated = tmp_path / "truncated.bin"
+    truncated.write_bytes((repo_root / "demo" / "index.bin").read_bytes()[:500])
+    foreign = tmp_path / "foreign.bin"
+    GalleryIndex(["x"], np.ones((1, 128)), model_id="0000aaaa0000aaaa").save(str(foreign))
+    video = tmp_path / "broken.mp4"
+    video.write_bytes(os.urandom(2048))
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    cases = [
+        (["--input", str(empty), "--index", index], "no images found"),
+        (["--input", query, "--index", str(truncated)], "corrupt or truncated"),
+        (["--input", query, "--index", str(foreign)], "0000aaaa0000aaaa"),
+        (["--input", str(video), "--index", index], "cannot open video"),
+        (["--input", query, "--index", index, "--output", str(blocker / "out")], "not writable"),
+        (["--input", str(tmp_path / "missing.jpg"), "--index", index], "not found"),
+        (["--build_index", str(tmp_path / "i.bin"), "--img_dir", str(empty)], "no images found"),
+        (["--input", query, "--font", str(blocker)], "not a readable TrueType"),
+    ]
+    for argv, message in cases:
+        with pytest.raises(ToolkitError, match=message):
+            recognition_cli.main(argv + ["--output", str(tmp_path / "out")] if "--output" not in argv else argv)
+
+
+def test_compare_tool(repo_root, faces_dir, tmp_path, capsys):
+    compare_cli = load_script(repo_root, "tools/compare.py")
+    assert compare_cli.main([str(faces_dir / "obama.jpg"), str(faces_dir / "obama3.jpg"),
+                             "--show", str(tmp_path / "pair.png")]) == 0
+    printed = capsys.readouterr().out
+    assert "same person" in printed and (tmp_path / "pair.png").is_file()
+    with pytest.raises(ToolkitError, match="missing.jpg: image file not found"):
+        compare_cli.main([str(faces_dir / "obama.jpg"), str(tmp_path / "missing.jpg")])
+
+
+def test_align_dataset_parallel_resumable_with_report(repo_root, faces_dir, nonfaces_dir, tmp_path):
+    from arcface_paddle.pipeline.align import align_dataset
+    from arcface_paddle.pipeline.analyzer import FaceAnalyzer
+    raw = tmp_path / "raw"
+    for identity, files in {"obama": ["obama.jpg", "obama3.jpg"], "cat": ["chelsea.png"]}.items():
+        (raw / identity).mkdir(parents=True)
+        for name in files:
+            source = faces_dir / name if name.startswith("obama") else nonfaces_dir / name
+            (raw / identity / name).write_bytes(source.read_bytes())
+    (raw / "cat" / "broken.jpg").write_bytes(b"nope")
+    aligned = tmp_path / "aligned"
+    align_cli = load_script(repo_root, "tools/align_dataset.py")
+    assert align_cli.main(["--input", str(raw), "--output", str(aligned), "--workers", "2"]) == 0
+    report = json.loads((aligned / "align_report.json").read_text())
+    assert report["aligned"] == 2
+    assert sorted(item["path"] for item in report["failed"]) == ["cat/broken.jpg", "cat/chelsea.png"]
+    crops = [read_image(str(aligned / "obama" / name)) for name in ("obama.jpg", "obama3.jpg")]
+    assert all(crop.shape == (112, 112, 3) for crop in crops)
+    # The crops are proper aligned faces: the recognizer alone (no detector) calls them the same person.
+    recognizer = FaceAnalyzer(det=False)
+    first, second = recognizer.embed(crops)
+    assert float(first @ second) > 0.6
+    again = align_dataset(str(raw), str(aligned), workers=1, progress=False)
+    assert again.already_done == 2 and again.aligned == 0 and len(again.failed) == 2
+
+
+def test_drawing_colours_labels_and_fonts():
+    assert identity_color("obama") == identity_color("obama") != identity_color("biden")
+    assert identity_color("unknown") == (160, 160, 160)
+    assert text_color((255, 255, 0)) == (0, 0, 0) and text_color((20, 20, 200)) == (255, 255, 255)
+    assert font_size_for((0, 0, 400, 400)) > font_size_for((0, 0, 100, 100))
+    image = np.zeros((200, 300, 3), np.uint8)
+    face = Face(box=(100.0, 80.0, 200.0, 180.0), score=0.9, keypoints=None, name="obama", similarity=0.8)
+    drawn = draw_faces(image, [face])
+    assert tuple(drawn[130, 100]) == identity_color("obama")     # left edge of the box
+    assert drawn[130, 150].max() == 0                            # inside untouched
+    assert (drawn[40:80, 100:200] == identity_color("obama")).all(axis=2).any()    # label above the box
+    assert image.max() == 0                                      # input not modified

@@ -1,0 +1,283 @@
+"""Fast checks of the training building blocks: lr schedule, config, samplers, losses, checkpoints, errors."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import paddle
+import pytest
+
+from arcface_paddle.errors import ToolkitError
+from arcface_paddle.training import checkpoint as ckpt
+from arcface_paddle.training.config import load_config
+from arcface_paddle.training.lr_schedule import lr_at, scaled_lr, schedule_from_config
+from arcface_paddle.training.samplers import GlobalBatchSampler, IdentityBatchSampler
+
+paddle.set_device("cpu")
+
+
+# ----------------------------------------------------------------------------------------- lr schedule
+def test_lr_scaled_by_global_batch():
+    assert scaled_lr(0.1, 1024, 512) == pytest.approx(0.2)
+    assert scaled_lr(0.1, 128, 512) == pytest.approx(0.025)
+    assert scaled_lr(0.1, 128, 0) == pytest.approx(0.1)
+
+
+def test_warmup_then_step_decay_values():
+    kw = dict(base_lr=0.1, total_steps=100, warmup_steps=4, schedule="step", decay_steps=[50, 80], decay_rate=0.1)
+    values = [lr_at(s, **kw) for s in range(100)]
+    assert values[:5] == pytest.approx([0.025, 0.05, 0.075, 0.1, 0.1])
+    assert values[49] == pytest.approx(0.1) and values[50] == pytest.approx(0.01)
+    assert values[79] == pytest.approx(0.01) and values[80] == pytest.approx(0.001) and values[99] == pytest.approx(0.001)
+    assert min(values) > 0   # the reference trained its first warmup step at lr 0
+
+
+def test_cosine_values_and_no_step_at_zero():
+    kw = dict(base_lr=0.2, total_steps=10, warmup_steps=2, schedule="cosine")
+    values = [lr_at(s, **kw) for s in range(10)]
+    assert values[0] == pytest.approx(0.1) and values[1] == pytest.approx(0.2)
+    assert values[2] == pytest.approx(0.2)                          # cosine starts at base
+    assert values[6] == pytest.approx(0.2 * 0.5 * (1 + np.cos(np.pi * 4 / 8)))
+    assert all(a > b for a, b in zip(values[2:], values[3:]))       # strictly decreasing
+    assert min(values) > 0
+
+
+def test_epoch_config_converted_to_steps():
+    kw = schedule_from_config(lr=0.1, global_batch=1024, reference_batch=512, steps_per_epoch=10, num_epochs=3,
+                              warmup_epochs=0.5, decay_epochs=[1, 2], schedule="step")
+    assert kw["base_lr"] == pytest.approx(0.2) and kw["total_steps"] == 30 and kw["warmup_steps"] == 5
+    assert kw["decay_steps"] == [10, 20]
+    assert lr_at(29, **kw) == pytest.approx(0.002)
+
+
+# ---------------------------------------------------------------------------------------------- config
+def test_config_base_chain_flags_and_overrides(repo_root):
+    config = load_config(str(repo_root / "configs/synthetic_triplet.yaml"), flags={"lr": 0.3, "output": "x"},
+                         overrides=["data.synthetic.num_identities=12", "decay_epochs=[1, 2]", "fp16=true"])
+    assert config["loss"] == "triplet" and config["optimizer"] == "adam"       # from the file
+    assert config["embedding_size"] == 64 and config["data"]["kind"] == "synthetic"  # from its base
+    assert config["momentum"] == 0.9                                           # from DEFAULTS
+    assert config["lr"] == 0.3 and config["output"] == "x"                     # flags
+    assert config["data"]["synthetic"]["num_identities"] == 12 and config["decay_epochs"] == [1, 2]
+    assert config["fp16"] is True
+
+
+@pytest.mark.parametrize("override, hint", [("lerning_rate=0.1", None), ("lr_schedul=cosine", "lr_schedule"),
+                                            ("data.num_worker=0", "data.num_workers")])
+def test_config_typo_names_close_match(override, hint):
+    with pytest.raises(ToolkitError, match="unknown config key") as error:
+        load_config(None, overrides=[override])
+    if hint:
+        assert hint in str(error.value)
+
+
+def test_config_typo_in_yaml_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("batch_sise: 64\n")
+    with pytest.raises(ToolkitError, match=r"bad.yaml: unknown config key 'batch_sise'; did you mean batch_size"):
+        load_config(str(path))
+
+
+def test_config_bad_values():
+    with pytest.raises(ToolkitError, match="optimizer"):
+        load_config(None, overrides=["optimizer=rmsprop"])
+    with pytest.raises(ToolkitError, match="batch_size: expected a number"):
+        load_config(None, overrides=["batch_size=lots"])
+
+
+# -------------------------------------------------------------------------------------------- samplers
+def test_global_sampler_same_images_for_any_process_count():
+    one = list(GlobalBatchSampler(50, 8, seed=3))
+    two = [list(GlobalBatchSampler(50, 4, rank=r, world_size=2, seed=3)) for r in range(2)]
+    assert len(one) == 6
+    assert [a + b for a, b in zip(*two)] == one
+    resumed = GlobalBatchSampler(50, 8, seed=3)
+    resumed.set_epoch(0, start_batch=4)
+    assert list(resumed) == one[4:]
+    other_epoch = GlobalBatchSampler(50, 8, seed=3)
+    other_epoch.set_epoch(1)
+    assert list(other_epoch) != one
+
+
+def test_identity_sampler_p_by_k():
+    labels = np.repeat(np.arange(10), 5)
+    labels = np.append(labels, 10)                      # a single-image identity is never sampled
+    sampler = IdentityBatchSampler(labels, 8, 4, seed=1)
+    batches = list(sampler)
+    assert len(batches) == 5
+    for batch in batches:
+        ids = labels[batch]
+        assert len(batch) == 8 and sorted(np.unique(ids, return_counts=True)[1]) == [4, 4]
+        assert 10 not in ids
+    two = [list(IdentityBatchSampler(labels, 4, 4, rank=r, world_size=2, seed=1)) for r in range(2)]
+    assert [a + b for a, b in zip(*two)] == batches
+    with pytest.raises(ToolkitError, match="multiple of"):
+        IdentityBatchSampler(labels, 6, 4)
+
+
+# ---------------------------------------------------------------------------------------------- losses
+def _brute_force_semi_hard(emb, labels, margin):
+    unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    d = np.maximum(2 - 2 * unit @ unit.T, 0)
+    losses = []
+    for a in range(len(labels)):
+        for p in range(len(labels)):
+            if a == p or labels[a] != labels[p]:
+                continue
+            negatives = [n for n in range(len(labels)) if labels[n] != labels[a]]
+            beyond = [d[a, n] for n in negatives if d[a, n] > d[a, p]]
+            dn = min(beyond) if beyond else max(d[a, n] for n in negatives)
+            losses.append(max(d[a, p] - dn + margin, 0))
+    return np.mean(losses)
+
+
+def test_triplet_semi_hard_matches_brute_force():
+    from arcface_paddle.losses.triplet import triplet_loss
+
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(12, 5)).astype(np.float32)
+    labels = np.repeat(np.arange(4), 3)
+    got = triplet_loss(paddle.to_tensor(emb), paddle.to_tensor(labels), margin=0.3).item()
+    assert got == pytest.approx(_brute_force_semi_hard(emb, labels, 0.3), rel=1e-5)
+    # well separated identities: no loss
+    centers = np.eye(4, 5, dtype=np.float32) * 10
+    tight = centers[labels] + rng.normal(scale=0.01, size=(12, 5)).astype(np.float32)
+    for mining in ("semi_hard", "batch_all", "batch_hard"):
+        assert triplet_loss(paddle.to_tensor(tight), paddle.to_tensor(labels), 0.2, mining).item() == 0.0
+
+
+def test_center_loss_gradient_and_mean_updates_lower_the_loss():
+    from arcface_paddle.losses.center import CenterLoss
+
+    paddle.seed(0)
+    features = paddle.randn([16, 8])
+    labels = paddle.to_tensor(np.repeat(np.arange(4), 4))
+    by_gradient = CenterLoss(4, 8, update="gradient")
+    optimizer = paddle.optimizer.SGD(learning_rate=1.0, parameters=by_gradient.parameters())
+    start = by_gradient(features, labels).item()
+    for _ in range(20):
+        loss = by_gradient(features, labels)
+        loss.backward()
+        optimizer.step()
+        optimizer.clear_grad()
+    assert by_gradient(features, labels).item() < 0.5 * start
+    by_mean = CenterLoss(4, 8, update="mean", alpha=0.5)
+    start = by_mean(features, labels).item()
+    for _ in range(5):
+        by_mean.update_centers(*by_mean.class_statistics(features, labels))
+    assert by_mean(features, labels).item() < 0.5 * start
+    assert by_mean.centers.stop_gradient
+
+
+# ------------------------------------------------------------------------------------------ checkpoints
+def _tiny_backbone():
+    from arcface_paddle.backbones import get_model
+
+    return get_model("MobileFaceNet_128", embedding_size=16, width_mult=0.25, blocks=[1, 1, 1, 1, 1],
+                     feature_channels=32, input_size=32)
+
+
+def test_checkpoint_layout_keep_last_and_load_backbone(tmp_path):
+    paddle.seed(1)
+    net = _tiny_backbone()
+    kwargs = {"embedding_size": 16, "width_mult": 0.25, "blocks": [1, 1, 1, 1, 1], "feature_channels": 32,
+              "input_size": 32}
+    meta = {"network": "MobileFaceNet_128", "backbone_kwargs": kwargs, "embedding_size": 16, "epoch": 0,
+            "num_classes": 6}
+    for step in (2, 4, 6):
+        ckpt.save_checkpoint(str(tmp_path), step, meta=meta, backbone_state=net.state_dict(),
+                             class_centers_state={"weight": np.zeros((6, 16), np.float32)}, keep=2)
+    folders = sorted(os.listdir(tmp_path / "checkpoints"))
+    assert folders == ["step_000004", "step_000006"]          # last K kept, no temporary leftovers
+    assert set(os.listdir(tmp_path / "checkpoints/step_000006")) == {"backbone.pdparams", "meta.json",
+                                                                    "class_centers_rank0.pdparams"}
+    assert os.path.realpath(tmp_path / "latest") == str(tmp_path / "checkpoints/step_000006")
+    saved = json.loads((tmp_path / "latest/meta.json").read_text())
+    assert saved["step"] == 6 and saved["world_size"] == 1
+    for source in (tmp_path, tmp_path / "latest"):
+        loaded, loaded_meta = ckpt.load_backbone(str(source))
+        assert not loaded.training and loaded_meta["embedding_size"] == 16
+    bare, _ = ckpt.load_backbone(str(tmp_path / "latest/backbone.pdparams"), "MobileFaceNet_128", **kwargs)
+    x = paddle.randn([2, 3, 32, 32])
+    net.eval()
+    np.testing.assert_allclose(bare(x).numpy(), net(x).numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ToolkitError, match="pass network="):
+        ckpt.load_backbone(str(tmp_path / "latest/backbone.pdparams"))
+    with pytest.raises(ToolkitError, match="shape mismatch"):
+        ckpt.load_backbone(str(tmp_path / "latest"), embedding_size=8)
+
+
+def test_checkpoint_refuses_code_in_pickles(tmp_path):
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo owned",))
+
+    path = tmp_path / "evil.pdparams"
+    path.write_bytes(pickle.dumps({"w": Evil()}))
+    with pytest.raises(ToolkitError, match="unsafe"):
+        ckpt.load_state(str(path))
+
+
+def test_class_centres_and_optimizer_state_resplit(tmp_path):
+    """A 3-process checkpoint resumes on 2 processes (and 1): shards concatenated and re-sliced."""
+    full = np.arange(7 * 2, dtype=np.float32).reshape(7, 2)
+    folder = tmp_path / "step"
+    folder.mkdir()
+    bounds = [ckpt.shard_bounds(7, r, 3) for r in range(3)]
+    assert bounds == [(0, 3), (3, 5), (5, 7)]
+    for r, (a, b) in enumerate(bounds):
+        ckpt.save_state(str(folder / ckpt.class_centers_file(r)), {"weight": full[a:b]})
+        ckpt.save_state(str(folder / ckpt.optimizer_file(r)),
+                        {"head.weight_velocity_0": full[a:b] * 10, "backbone.fc.weight_velocity_0": np.ones(3)})
+    (folder / "meta.json").write_text(json.dumps({"world_size": 3, "num_classes": 7, "step": 1}))
+    for world in (1, 2):
+        for r in range(world):
+            a, b = ckpt.shard_bounds(7, r, world)
+            np.testing.assert_array_equal(ckpt.load_class_centers(str(folder), r, world)["weight"], full[a:b])
+            state = ckpt.load_optimizer_state(str(folder), r, world, sharded=("head.weight",))
+            np.testing.assert_array_equal(state["head.weight_velocity_0"], full[a:b] * 10)
+            np.testing.assert_array_equal(state["backbone.fc.weight_velocity_0"], np.ones(3))
+
+
+# ------------------------------------------------------------------------------------------- bad input
+def _train_cli(repo_root, tmp_path, *args):
+    return subprocess.run([sys.executable, str(repo_root / "train.py"), "-c",
+                           str(repo_root / "configs/synthetic_tiny.yaml"), "--output", str(tmp_path / "out"), *args],
+                          capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
+
+
+def test_cli_missing_data_folder_exit_2(repo_root, tmp_path):
+    result = _train_cli(repo_root, tmp_path, "-o", "data.kind=shards", "-o", f"data.root={tmp_path}/nowhere")
+    assert result.returncode == 2
+    assert "nowhere: training data folder not found" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out" / "checkpoints").exists()
+
+
+def test_cli_config_typo_exit_2(repo_root, tmp_path):
+    result = _train_cli(repo_root, tmp_path, "-o", "num_epoch=3")
+    assert result.returncode == 2 and "unknown config key 'num_epoch'; did you mean num_epochs" in result.stderr
+
+
+def test_label_outside_num_classes_is_refused_before_training(tmp_path):
+    from arcface_paddle.data.label_file import write_label_file
+    from arcface_paddle.training.trainer import train
+
+    root = tmp_path / "tree"
+    entries = []
+    for label in range(3):
+        for i in range(2):
+            rel = f"p{label}/{i}.jpg"
+            (root / f"p{label}").mkdir(parents=True, exist_ok=True)
+            import cv2
+            cv2.imwrite(str(root / rel), np.full((32, 32, 3), 40 * label, np.uint8))
+            entries.append((rel, label if rel != "p2/1.jpg" else 7))
+    write_label_file(str(root / "label.txt"), entries)
+    config = load_config(None, overrides=["data.kind=folder", f"data.root={root}", "data.label_file=label.txt",
+                                          "data.num_classes=3", "batch_size=2", f"output={tmp_path / 'out'}",
+                                          "data.num_workers=0", "validation.targets=[]"])
+    with pytest.raises(ToolkitError, match=r"label 7 \(.*p2/1.jpg\) outside \[0, 3\)"):
+        train(config)
+    assert not (tmp_path / "out" / "checkpoints").exists()
