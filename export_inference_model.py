@@ -38,7 +38,8 @@ def main(argv=None):
     options = {"embedding_size": args.embedding_size} if args.embedding_size else {}
     config = export_checkpoint(args.checkpoint, args.output, network=args.network, fmt=args.format,
                                onnx=args.onnx, **options)
-    files = [PROGRAM_NAMES[config.format], "inference.pdiparams", "model.yaml"] + (["inference.onnx"] if args.onnx else [])
+    files = [PROGRAM_NAMES[config.format], "inference.pdiparams", "model.yaml"]
+    files += ["inference.onnx"] if args.onnx else []
     print(f"exported {config.network} (embedding {config.embedding_size}, input {config.input_size[0]}×"
           f"{config.input_size[1]}, model_id {config.model_id}) to {args.output}: {', '.join(files)}")
     return 0

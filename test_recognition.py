@@ -9,8 +9,9 @@ Without --det/--rec both run. Models default to the shipped ones in inference_mo
 from __future__ import annotations
 
 import argparse
-import warnings
 import sys
+import warnings
+from collections import Counter
 
 from prettytable import PrettyTable
 
@@ -68,13 +69,22 @@ def build_or_import(args, analyzer) -> int:
     return 0
 
 
+def names_found(result) -> str:
+    """``obama (0.74), unknown (0.21)`` for an image; ``obama ×120, unknown ×30`` (face-frames) for a video."""
+    named = [face for face in result.faces if face.name is not None]
+    if result.frames is not None:
+        counts = Counter(face.name for face in named)
+        return ", ".join(f"{name} ×{count}" for name, count in counts.most_common())
+    return ", ".join(face.name if face.similarity is None else f"{face.name} ({face.similarity:.2f})"
+                     for face in named)
+
+
 def print_results(report) -> None:
     table = PrettyTable(["input", "faces", "names (similarity)", "output"])
     table.align = "l"
     for result in report.results:
-        names = ", ".join(face.name if face.similarity is None else f"{face.name} ({face.similarity:.2f})"
-                          for face in result.faces if face.name is not None)
-        table.add_row([result.input, len(result.faces), names or "-", result.output])
+        faces = len(result.faces) if result.frames is None else f"{len(result.faces)} in {result.frames} frames"
+        table.add_row([result.input, faces, names_found(result) or "-", result.output])
     print(table)
 
 

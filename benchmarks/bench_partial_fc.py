@@ -59,8 +59,8 @@ def run_one(classes: int, ratio: float, kind: str, batch: int, dim: int, steps: 
             times.append(time.perf_counter() - start)
             cpu_times.append(time.process_time() - cpu_start)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"step_ms": 1000 * float(np.median(times)), "cpu_ms": 1000 * float(np.median(cpu_times)), "peak_rss_mib": peak, "extra_rss_mib": peak - base_rss,
-            "centres_mib": classes * dim * 4 / 2**20}
+    return {"step_ms": 1000 * float(np.median(times)), "cpu_ms": 1000 * float(np.median(cpu_times)),
+            "peak_rss_mib": peak, "extra_rss_mib": peak - base_rss, "centres_mib": classes * dim * 4 / 2**20}
 
 
 def main() -> int:
@@ -95,15 +95,16 @@ def main() -> int:
             return 1
         results.append((kind, classes, ratio, json.loads(done.stdout.strip().splitlines()[-1])))
     peer = next((r for r in results if r[0] == PEER), results[0])[3]
-    table = PrettyTable(["head", "classes", "sample ratio", "step ms", "× peer time", "CPU ms", "× peer CPU", "centres MiB",
-                         "peak RSS MiB", "× peer RSS"])
+    table = PrettyTable(["head", "classes", "sample ratio", "step ms", "× peer time", "CPU ms", "× peer CPU",
+                         "centres MiB", "peak RSS MiB", "× peer RSS"])
     for kind, classes, ratio, r in results:
         table.add_row([kind, f"{classes:,}", ratio, f"{r['step_ms']:.1f}", f"{r['step_ms'] / peer['step_ms']:.2f}",
                        f"{r['cpu_ms']:.0f}", f"{r['cpu_ms'] / peer['cpu_ms']:.2f}",
                        f"{r['centres_mib']:.0f}", f"{r['peak_rss_mib']:.0f}",
                        f"{r['peak_rss_mib'] / peer['peak_rss_mib']:.2f}"])
     print(f"batch {args.batch}, {args.dim}-d, {args.threads} threads, median of {args.steps} steps "
-          f"(fwd + bwd + momentum SGD on the centres; "CPU ms" = process CPU time, all threads); peer = {PEER} at {results[0][1]:,} classes")
+          "(fwd + bwd + momentum SGD on the centres; 'CPU ms' = process CPU time, all threads); "
+          f"peer = {PEER} at {results[0][1]:,} classes")
     print(table)
     return 0
 

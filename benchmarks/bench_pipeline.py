@@ -58,6 +58,20 @@ def median_ms(function, repeats: int, warmup: int = 3) -> float:
     return 1000.0 * float(np.median(times))
 
 
+def interleaved_median_ms(first, second, repeats: int, warmup: int = 3) -> tuple[float, float]:
+    """Median ms of two functions timed alternately, so both see the same background load."""
+    for _ in range(warmup):
+        first()
+        second()
+    times = ([], [])
+    for _ in range(repeats):
+        for function, bucket in ((first, times[0]), (second, times[1])):
+            start = time.perf_counter()
+            function()
+            bucket.append(time.perf_counter() - start)
+    return 1000.0 * float(np.median(times[0])), 1000.0 * float(np.median(times[1]))
+
+
 # ---- end to end --------------------------------------------------------------------------------------------
 class OursPipeline:
     def __init__(self, gallery_paths, threads):
@@ -146,8 +160,7 @@ def bench_end_to_end(args):
     peer = PeerPipeline(args.peer_dir, gallery_paths, args.cpu_threads)
     our_names = [face.name for face in ours(args.photo)[0]]
     peer_names = peer(args.photo)[0]
-    our_ms = median_ms(lambda: ours(args.photo), args.repeats)
-    peer_ms = median_ms(lambda: peer(args.photo), args.repeats)
+    our_ms, peer_ms = interleaved_median_ms(lambda: ours(args.photo), lambda: peer(args.photo), args.repeats)
     table = PrettyTable(["pipeline", "photo", "names found", "median ms", "ratio ours/peer"])
     table.add_row(["ours: BlazeFace + SFace (Paddle Inference)", args.photo, ", ".join(our_names),
                    f"{our_ms:.1f}", f"{our_ms / peer_ms:.2f}×"])
@@ -186,8 +199,8 @@ def bench_search(args):
         index = GalleryIndex([f"id{i:07d}" for i in range(size)], features, model_id="bench")
         query = rng.standard_normal((1, args.dim), dtype=np.float32)
         repeats = max(5, min(args.repeats, 20))
-        ours = median_ms(lambda: index.search(query, top_k=5), repeats)
-        reference = median_ms(lambda: reference_search(index.features, query, 5), repeats)
+        ours, reference = interleaved_median_ms(lambda: index.search(query, top_k=5),
+                                                lambda: reference_search(index.features, query, 5), repeats)
         assert np.array_equal(index.search(query, 5)[1], reference_search(index.features, query, 5)[1])
         row = [f"{size:,}", f"{ours:.1f}", f"{reference:.1f}", f"{ours / reference:.2f}×"]
         if use_faiss:

@@ -4,20 +4,24 @@
     python benchmarks/bench_recognizer.py --onnx /path/to/face_recognition_sface_2021dec.onnx [--threads 1]
 
 Peers, all on the same aligned 112×112 crops (tests/data/sface_reference.npz), uint8 crop in → 128-d out:
-  * ours       — inference_model/mobilenet_sface with Paddle Inference + oneDNN (RecognitionPredictor.embed)
+  * ours       — inference_model/mobilenet_sface with Paddle Inference + oneDNN (RecognitionPredictor.embed),
+                 and the same weights exported with the head BNs folded into the FC (import_pretrained --fuse-head)
   * OpenCV     — cv2.FaceRecognizerSF.feature on the original ONNX (OpenCV's DNN engine)
   * onnxruntime — the original ONNX on the CPU provider (the graph has a fixed batch of 1)
-Peers run in turn (interleaved) so background load hits all alike.
-Reported: median process CPU time and wall time per face (batch 1, and batch 8 for ours), ratios to OpenCV, and the cosine of
-each peer's embedding to onnxruntime's as a correctness check.  Goal: ours ≤ 0.8× OpenCV.
+Peers run in turn (interleaved) so background load hits all alike.  Reported: median process CPU time and
+wall time per face (batch 1, and batch 8 for ours), ratios to OpenCV, and the cosine of each peer's embedding
+to onnxruntime's as a correctness check.  Goal: ours ≤ 0.8× OpenCV.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 
 import cv2
@@ -52,6 +56,8 @@ def main() -> int:
     import paddle
     from prettytable import PrettyTable
 
+    from arcface_paddle.importers import load_layer_from_inference_model
+    from arcface_paddle.inference.export import export_model
     from arcface_paddle.inference.predictor import RecognitionPredictor
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -70,6 +76,10 @@ def main() -> int:
     batch8 = np.concatenate([crops, crops[:2]])
 
     ours = RecognitionPredictor(args.model, cpu_threads=args.threads)
+    fused_dir = tempfile.mkdtemp(prefix="sface_fused_")
+    layer, config = load_layer_from_inference_model(args.model)
+    export_model(layer.fused_for_inference(), fused_dir, dataclasses.replace(config, model_id=None))
+    ours_fused = RecognitionPredictor(fused_dir, cpu_threads=args.threads)
     cv2.setNumThreads(args.threads)
     opencv = cv2.FaceRecognizerSF.create(args.onnx, "")
     one_bgr = np.ascontiguousarray(one[0][:, :, ::-1])
@@ -90,10 +100,14 @@ def main() -> int:
         "onnxruntime CPU": (1, run_ort),
         "ours: Paddle Inference + oneDNN": (1, lambda: ours.embed(one)),
         "ours: Paddle Inference + oneDNN, batch 8": (8, lambda: ours.embed(batch8)),
+        "ours, fused head (--fuse-head)": (1, lambda: ours_fused.embed(one)),
+        "ours, fused head (--fuse-head), batch 8": (8, lambda: ours_fused.embed(batch8)),
     }
     checks = {"OpenCV FaceRecognizerSF": cosine(opencv.feature(one_bgr)), "onnxruntime CPU": 1.0,
               "ours: Paddle Inference + oneDNN": cosine(ours.embed(one)),
-              "ours: Paddle Inference + oneDNN, batch 8": cosine(ours.embed(batch8)[0])}
+              "ours: Paddle Inference + oneDNN, batch 8": cosine(ours.embed(batch8)[0]),
+              "ours, fused head (--fuse-head)": cosine(ours_fused.embed(one)),
+              "ours, fused head (--fuse-head), batch 8": cosine(ours_fused.embed(batch8)[0])}
     medians = interleaved_medians({name: function for name, (_, function) in peers.items()}, args.repeats)
     opencv_wall, opencv_cpu = medians["OpenCV FaceRecognizerSF"]
     table = PrettyTable(["runtime", "batch", "CPU ms / face", "× OpenCV (CPU)", "wall ms / face",
@@ -106,6 +120,7 @@ def main() -> int:
           f"runs; {platform.machine()}, {os.cpu_count()} logical CPUs, load average {os.getloadavg()[0]:.1f}; "
           f"paddle {paddle.__version__}, cv2 {cv2.__version__}, onnxruntime {ort.__version__}")
     print(table)
+    shutil.rmtree(fused_dir, ignore_errors=True)
     return 0
 
 

@@ -53,6 +53,22 @@ class BlazeBlock(nn.Layer):
             self.dw2 = depthwise(mid_channels)
             self.pw2 = conv(mid_channels, out_channels)
 
+    @property
+    def _pads_by_conv(self) -> bool:
+        return "channel_pad_kernel" in self._buffers
+
+    def pad_channels_by_conv(self) -> None:
+        """Export-time switch: zero-pad the shortcut's channels with a fixed 1×1 convolution ([I; 0]).
+
+        Same numbers as slice + zeros + concat, but a single conv, which Paddle Inference's oneDNN
+        passes fuse with the residual add and ReLU — three non-oneDNN ops (and their layout reorders)
+        fewer per block.  The kernel is a constant buffer, not a trainable parameter.
+        """
+        if self.out_channels > self.in_channels and not self._pads_by_conv:
+            kernel = paddle.eye(self.out_channels, self.in_channels, dtype="float32").reshape(
+                [self.out_channels, self.in_channels, 1, 1])
+            self.register_buffer("channel_pad_kernel", kernel, persistable=True)
+
     def forward(self, x):
         y = self.pw1(self.dw1(x))
         if self.double:
@@ -61,7 +77,9 @@ class BlazeBlock(nn.Layer):
         if self.stride == 2:
             shortcut = F.max_pool2d(shortcut, kernel_size=2, stride=2)
         extra = self.out_channels - self.in_channels
-        if extra:
+        if extra and self._pads_by_conv:
+            shortcut = F.conv2d(shortcut, self.channel_pad_kernel)
+        elif extra:
             # zero channels appended, as tflite's PAD.  Not F.pad: Paddle 3.3's legacy exporter maps an
             # 8-value pad list onto the width axis, giving a program with wrong shapes.
             zeros = paddle.zeros_like(shortcut[:, :min(extra, self.in_channels)])

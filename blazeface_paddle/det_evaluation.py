@@ -201,13 +201,14 @@ class LayerDetector:
 
         from arcface_paddle.preprocessing import normalize_rgb_uint8
 
+        from .export import INPUT_MEAN, INPUT_STD
         from .letterbox import letterbox
         from .nms import weighted_nms
         from .postprocess import decode, scores_from_logits
 
         size = self.variant.input_size
         placed = [letterbox(image, size) for image in images_rgb]
-        batch = normalize_rgb_uint8(np.stack([canvas for canvas, _ in placed]))
+        batch = normalize_rgb_uint8(np.stack([canvas for canvas, _ in placed]), INPUT_MEAN[0], INPUT_STD[0])
         was_training = self.layer.training
         self.layer.eval()
         with paddle.no_grad():

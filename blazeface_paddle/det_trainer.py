@@ -27,6 +27,7 @@ from .augment import DetectionAugment
 from .det_config import dump_config
 from .det_evaluation import DetectionReport, LayerDetector, evaluate_on_annotations
 from .det_loss import LossWeights, detection_loss
+from .export import INPUT_MEAN, INPUT_STD
 from .matching import AnchorMatcher, initialize_heads
 from .wider_dataset import DetectionDataset, read_annotations, resolve_images_root
 
@@ -42,7 +43,7 @@ class TrainingSample:
     def __call__(self, image, faces, rng):
         image, (boxes, keypoints, mask) = self.augment(image, faces, rng)
         targets = self.matcher(boxes, keypoints, mask)
-        return (normalize_rgb_uint8(image), targets.labels.astype(np.int64), targets.regression,
+        return (normalize_rgb_uint8(image, INPUT_MEAN[0], INPUT_STD[0]), targets.labels.astype(np.int64), targets.regression,
                 targets.keypoint_mask)
 
 
@@ -50,7 +51,8 @@ class TrainingSample:
 class TrainResult:
     output: str
     steps: int
-    losses: List[dict]                     # {"step", "loss", "box", "keypoint", "score"} every log_every steps
+    losses: List[dict]                     # {"step", "lr", "loss", "box", "keypoint", "score", "num_positive"}:
+                                           # means over each log_every window
     evaluations: List[dict]                # {"step", "ap", ...} per validation
     checkpoint: Optional[str]
     final_report: Optional[DetectionReport] = None
@@ -82,6 +84,11 @@ def load_pretrained(layer, path: str) -> None:
         imported, _ = convert_tflite(path, layer.variant.name)
         layer.set_state_dict(imported.state_dict())
         return
+    if os.path.isdir(path):
+        folder = ckpt.resolve_checkpoint(path)
+        saved = ckpt.read_meta(folder).get("variant")
+        if saved and saved != layer.variant.name:
+            raise ToolkitError(f"{folder}: weights of BlazeFace {saved}, the config trains {layer.variant.name}")
     params = ckpt.backbone_state_path(path)
     ckpt.load_weights_into(layer, ckpt.load_state(params), source=params)
 
@@ -92,9 +99,9 @@ def _optimizer(config: dict, parameters):
     clip = paddle.nn.ClipGradByGlobalNorm(config["grad_clip_norm"]) if config["grad_clip_norm"] > 0 else None
     decay = config["weight_decay"] or None
     if config["optimizer"] == "adam":
-        return paddle.optimizer.Adam(learning_rate=config["lr"], parameters=parameters, weight_decay=decay,
+        return paddle.optimizer.Adam(learning_rate=float(config["lr"]), parameters=parameters, weight_decay=decay,
                                      grad_clip=clip)
-    return paddle.optimizer.Momentum(learning_rate=config["lr"], momentum=config["momentum"], parameters=parameters,
+    return paddle.optimizer.Momentum(learning_rate=float(config["lr"]), momentum=float(config["momentum"]), parameters=parameters,
                                      weight_decay=decay, grad_clip=clip)
 
 
@@ -174,8 +181,8 @@ class DetectorTrainer:
         with atomic_write(os.path.join(config["output"], "config.yaml"), "w") as handle:
             handle.write(dump_config(config))
         total = int(config["max_steps"])
-        losses, evaluations, saved = [], [], None
-        schedule = dict(base_lr=config["lr"], total_steps=total, warmup_steps=config["warmup_steps"],
+        losses, evaluations, saved, window = [], [], None, []
+        schedule = dict(base_lr=float(config["lr"]), total_steps=total, warmup_steps=config["warmup_steps"],
                         schedule=config["lr_schedule"], decay_steps=config["decay_steps"], min_lr=config["min_lr"])
         self.model.train()
         bar = tqdm(total=total, initial=self.step, desc="training", disable=not self.progress)
@@ -193,8 +200,12 @@ class DetectorTrainer:
                 self.optimizer.clear_grad()
                 self.step += 1
                 bar.update(1)
+                window.append({key: float(value) for key, value in terms.items()})
                 if self.step % int(config["log_every"]) == 0 or self.step == total:
-                    record = {"step": self.step, "lr": lr, **{k: float(v) for k, v in terms.items()}}
+                    # the mean over the steps since the last record: steadier curves than one batch
+                    record = {"step": self.step, "lr": lr,
+                              **{key: float(np.mean([item[key] for item in window])) for key in window[0]}}
+                    window = []
                     losses.append(record)
                     for key, value in record.items():
                         if key != "step":

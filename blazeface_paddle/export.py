@@ -18,12 +18,14 @@ exports byte-for-byte reproducible (parameter names do not depend on what the ca
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 
+import numpy as np
 import paddle
 import paddle.nn as nn
 
@@ -32,6 +34,7 @@ from arcface_paddle.model_config import (PARAMS_NAME, PROGRAM_NAMES, ModelConfig
                                          save_model_config)
 
 from .anchors import anchors_for
+from .blocks import BlazeBlock
 from .model import BlazeFace
 from .variants import KEYPOINT_NAMES, NUM_COORDS, get_variant
 
@@ -41,30 +44,71 @@ INPUT_STD = [127.5, 127.5, 127.5]
 OUTPUT_NAMES = ("boxes", "keypoints", "scores")
 
 
+def decoding_affine(anchors: np.ndarray, input_size: float) -> tuple:
+    """Decoding as one affine map per anchor: ``decoded = (raw * scale) @ mix + offset``.
+
+    ``raw`` is the 16-vector [dx, dy, w, h, k0x, k0y, ...]; ``decoded`` is [x1, y1, x2, y2, k0x, k0y, ...]
+    normalised.  ``scale`` (A×16) holds anchor size / input size per coordinate, ``mix`` (16×16) turns
+    centre/size into corners (x1 = dx − w/2 …) and copies keypoints, ``offset`` (A×16) adds the anchor
+    centre.  Same numbers as :func:`blazeface_paddle.postprocess.decode`, in two or three ops.
+    """
+    anchors = np.asarray(anchors, np.float32)
+    num_points = (NUM_COORDS - 4) // 2
+    size_x, size_y = anchors[:, 2:3] / input_size, anchors[:, 3:4] / input_size
+    scale = np.concatenate([size_x, size_y, size_x, size_y] + [size_x, size_y] * num_points, axis=1)
+    mix = np.eye(NUM_COORDS, dtype=np.float32)
+    mix[:4, :4] = [[1, 0, 1, 0], [0, 1, 0, 1], [-0.5, 0, 0.5, 0], [0, -0.5, 0, 0.5]]   # rows: dx, dy, w, h
+    offset = np.tile(anchors[:, :2], (1, NUM_COORDS // 2))
+    return scale.astype(np.float32), mix, offset.astype(np.float32)
+
+
 class DecodingBlazeFace(nn.Layer):
-    """BlazeFace + anchor decoding + score sigmoid, as one exportable layer."""
+    """BlazeFace + anchor decoding + score sigmoid, as one exportable layer (the network is copied).
+
+    Decoding is linear in the regressor outputs, and with MediaPipe's fixed-size anchors the linear
+    part (``mix`` scaled by 1 / input size) is the same for every anchor, so it is folded into the
+    regressor heads' 1×1 convolutions; what remains is one add of the anchor centres.  Fewer ops is
+    what makes a network this small fast in Paddle Inference.
+    """
 
     def __init__(self, network: BlazeFace):
         super().__init__()
-        self.network = network
-        spec = network.variant
-        anchors = anchors_for(spec)
-        self.input_size = float(spec.input_size)
+        self.network = copy.deepcopy(network)
+        for block in self.network.sublayers():
+            if isinstance(block, BlazeBlock):
+                block.pad_channels_by_conv()
+        spec = self.network.variant
+        scale, mix, offset = decoding_affine(anchors_for(spec), float(spec.input_size))
+        if not np.all(scale == scale[0, 0]):
+            raise ToolkitError(f"BlazeFace {spec.name}: export needs fixed-size anchors (fixed_anchor_size: true)")
+        linear = (mix * scale[0, 0]).T               # decoded = linear @ raw, per anchor
+        self.regressors = nn.LayerList()
+        for head in self.network.regressors:
+            weight = head.weight.numpy()            # [anchors_per_cell * 16, C, 1, 1]
+            bias = head.bias.numpy()
+            per_cell = weight.shape[0] // NUM_COORDS
+            folded = copy.deepcopy(head)
+            w = weight.reshape(per_cell, NUM_COORDS, -1)
+            folded.weight.set_value(np.einsum("ij,kjc->kic", linear, w).reshape(weight.shape).astype(np.float32))
+            folded.bias.set_value(np.einsum("ij,kj->ki", linear, bias.reshape(per_cell, NUM_COORDS))
+                                  .reshape(bias.shape).astype(np.float32))
+            self.regressors.append(folded)
+        self.register_buffer("anchor_offset", paddle.to_tensor(offset[None]), persistable=True)
         self.score_clipping = float(spec.score_clipping)
-        self.register_buffer("anchor_centres", paddle.to_tensor(anchors[None, :, :2]), persistable=True)
-        self.register_buffer("anchor_sizes", paddle.to_tensor(anchors[None, :, 2:]), persistable=True)
 
     def forward(self, x):
-        regressors, logits = self.network(x)
-        offsets = regressors / self.input_size
-        centres = offsets[:, :, 0:2] * self.anchor_sizes + self.anchor_centres
-        half = offsets[:, :, 2:4] * self.anchor_sizes * 0.5
-        boxes = paddle.concat([centres - half, centres + half], axis=-1)
-        points = offsets[:, :, 4:NUM_COORDS].reshape([0, 0, -1, 2])
-        keypoints = points * self.anchor_sizes.unsqueeze(2) + self.anchor_centres.unsqueeze(2)
-        clipped = paddle.clip(logits[:, :, 0], -self.score_clipping, self.score_clipping)
+        features = self.network.features(x)
+        decoded, logits = [], []
+        for feature, classifier, regressor in zip(features, self.network.classifiers, self.regressors):
+            logits.append(classifier(feature).transpose([0, 2, 3, 1]).reshape([0, -1]))
+            decoded.append(regressor(feature).transpose([0, 2, 3, 1]).reshape([0, -1, NUM_COORDS]))
+        decoded = (decoded[0] if len(decoded) == 1 else paddle.concat(decoded, axis=1)) + self.anchor_offset
+        logits = logits[0] if len(logits) == 1 else paddle.concat(logits, axis=1)
+        boxes = decoded[:, :, 0:4]
+        keypoints = decoded[:, :, 4:NUM_COORDS].reshape([0, 0, -1, 2])
+        clipped = paddle.clip(logits, -self.score_clipping, self.score_clipping)
         # sigmoid(x) == softmax([x, 0])[0]; written so because Paddle 3.3's legacy (.pdmodel) tracer has
-        # no static path for sigmoid/exp/tanh, while softmax/stack trace in both formats.
+        # no static path for sigmoid/exp/tanh/matmul, while softmax/stack trace in both formats.
         pair = paddle.stack([clipped, paddle.zeros_like(clipped)], axis=-1)
         scores = paddle.nn.functional.softmax(pair, axis=-1)[:, :, 0]
         return boxes, keypoints, scores

@@ -144,3 +144,17 @@ def test_bad_files_and_models_are_clear_errors(tmp_path, predictors):
     (recognition / "model.yaml").write_text("task: recognition\nnetwork: MobileFaceNet_128\ninput_size: [112, 112]\n")
     with pytest.raises(ToolkitError, match="not a face detector"):
         DetectorPredictor(recognition)
+
+
+def test_detect_files_writes_drawings(tmp_path, faces_dir, nonfaces_dir):
+    from blazeface_paddle.detect import detect_files
+
+    images = [str(faces_dir / "biden.jpg"), str(nonfaces_dir / "coffee.png")]
+    results = detect_files(images, model=str(MODELS["short_range"]), draw_dir=str(tmp_path / "drawn"))
+    assert [len(results[path]) for path in images] == [1, 0]
+    face = results[images[0]][0]
+    assert set(face["keypoints"]) == {"right_eye", "left_eye", "nose_tip", "mouth_center", "right_ear", "left_ear"}
+    drawn = cv2.imread(str(tmp_path / "drawn" / "biden.jpg"))
+    assert drawn.shape[:2] == read_image(images[0]).shape[:2]
+    with pytest.raises(ToolkitError, match="not found"):
+        detect_files([str(tmp_path / "missing.png")], model=str(MODELS["short_range"]))

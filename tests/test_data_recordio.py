@@ -84,3 +84,22 @@ def test_truncated_record_names_byte_offset(tmp_path, samples):
     rec.write_bytes(rec.read_bytes()[:offsets[2] + 100])
     with pytest.raises(ToolkitError, match=rf"truncated record at byte offset {offsets[2]}"):
         list(recordio.iter_records(rec))
+
+
+def test_rec_without_header_record_converts_every_key(tmp_path, samples):
+    rec, idx = tmp_path / "plain.rec", tmp_path / "plain.idx"
+    with recordio.RecordIOWriter(rec, idx) as writer:
+        for key, (label, image) in enumerate(samples[:3]):
+            writer.write(key, recordio.pack_irheader(0, float(label), key, 0, image))
+    report = rec_to_bin(rec, idx, tmp_path / "bin", workers=2, progress=False)
+    assert report.images == 3
+    assert read_shard(tmp_path / "bin" / "images" / "00000000.bin") == ("0/0.jpg", samples[0][1])
+
+
+def test_writer_leaves_nothing_behind_on_error(tmp_path):
+    rec, idx = tmp_path / "x.rec", tmp_path / "x.idx"
+    with pytest.raises(RuntimeError):
+        with recordio.RecordIOWriter(rec, idx) as writer:
+            writer.write(0, b"payload")
+            raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []

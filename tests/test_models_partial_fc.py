@@ -15,7 +15,7 @@ import pytest
 from arcface_paddle.errors import ToolkitError
 from arcface_paddle.losses import CombinedMarginLoss, PartialFC, margin_softmax_loss
 from arcface_paddle.losses.distributed import shard_range, sum_gradients
-from arcface_paddle.losses.partial_fc import init_centers
+from arcface_paddle.losses.partial_fc import init_centers, reshard_rows
 
 paddle.set_device("cpu")
 
@@ -45,8 +45,9 @@ def run_partial_fc(embeddings, labels, sample_ratio, seed=0):
 
 def run_with_backbone(inputs, labels):
     """A linear 'backbone' under PartialFC; its gradient summed over ranks (a no-op in one process)."""
-    projection = paddle.create_parameter([inputs.shape[1], DIM], "float32", default_initializer=paddle.nn.initializer.Assign(
-        np.random.default_rng(1).standard_normal((inputs.shape[1], DIM)).astype("float32")))
+    start = np.random.default_rng(1).standard_normal((inputs.shape[1], DIM)).astype("float32")
+    projection = paddle.create_parameter([inputs.shape[1], DIM], "float32",
+                                         default_initializer=paddle.nn.initializer.Assign(start))
     head = PartialFC(DIM, CLASSES, margin_loss=MARGIN)
     loss = head(paddle.matmul(paddle.to_tensor(inputs), projection), paddle.to_tensor(labels))
     loss.backward()
@@ -90,6 +91,8 @@ def test_initial_centres_do_not_depend_on_the_world_size():
     parts = [init_centers(*shard_range(10000, r, 3), 4, seed=3) for r in range(3)]
     np.testing.assert_array_equal(np.concatenate(parts), full)
     assert 0.009 < full.std() < 0.011
+    head = PartialFC(4, 300000, init_seed=3)  # filled in several blocks
+    np.testing.assert_array_equal(head.weight.numpy(), init_centers(0, 300000, 4, seed=3))
 
 
 def test_full_ratio_equals_plain_softmax_in_loss_and_gradients():
@@ -136,6 +139,9 @@ def test_state_dict_reshard_and_input_errors():
     shards = [np.full((c, DIM), r, "float32") for r, (_, c) in enumerate(shard_range(CLASSES, r, 3) for r in range(3))]
     head.load_center_shards(shards)
     np.testing.assert_array_equal(head.weight.numpy(), np.concatenate(shards))
+    two = [reshard_rows(shards, r, 2, CLASSES, DIM) for r in range(2)]
+    assert [len(t) for t in two] == [19, 18]
+    np.testing.assert_array_equal(np.concatenate(two), np.concatenate(shards))
     with pytest.raises(ToolkitError, match="do not match 37 classes"):
         head.load_center_shards(shards[:2])
     with pytest.raises(ToolkitError, match=r"label 37 outside \[0, 37\)"):
@@ -186,7 +192,8 @@ def test_two_processes_sample_per_shard_and_match_softmax_over_sampled_centres(t
         columns.append(index + start)
     columns = np.concatenate(columns)
     loss, grad, wgrad = reference(embeddings, np.searchsorted(columns, labels), np.concatenate(centres))
-    assert float(rank0["loss"]) == pytest.approx(loss, rel=1e-6) and float(rank1["loss"]) == pytest.approx(loss, rel=1e-6)
+    for rank in (rank0, rank1):
+        assert float(rank["loss"]) == pytest.approx(loss, rel=1e-6)
     np.testing.assert_allclose(np.concatenate([rank0["grad"], rank1["grad"]]), grad, rtol=1e-4, atol=1e-6)
     sampled_wgrad = np.concatenate([rank0["wgrad"][rank0["index"]], rank1["wgrad"][rank1["index"]]])
     np.testing.assert_allclose(sampled_wgrad, wgrad, rtol=1e-4, atol=1e-6)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from arcface_paddle.errors import ToolkitError
-from arcface_paddle.pipeline.drawing import font_size_for, identity_color, draw_faces, text_color
 from arcface_paddle.pipeline.analyzer import Face
+from arcface_paddle.pipeline.drawing import default_font_path, draw_faces, font_size_for, identity_color, text_color
 from arcface_paddle.pipeline.gallery import GalleryIndex
 from arcface_paddle.pipeline.media_io import read_image
 
@@ -128,3 +128,18 @@ def test_drawing_colours_labels_and_fonts():
     assert drawn[130, 150].max() == 0                            # inside untouched
     assert (drawn[40:80, 100:200] == identity_color("obama")).all(axis=2).any()    # label above the box
     assert image.max() == 0                                      # input not modified
+    serif = os.path.join(os.path.dirname(default_font_path()), "DejaVuSerif.ttf")
+    assert not np.array_equal(draw_faces(image, [face], font_path=serif), drawn)    # --font is really used
+
+
+def test_import_reference_index_from_the_command_line(recognition_cli, repo_root, tmp_path):
+    import pickle
+    from arcface_paddle.pipeline.gallery import load_index
+    shipped = load_index(str(repo_root / "demo" / "index.bin"))
+    reference = tmp_path / "reference_index.bin"
+    reference.write_bytes(pickle.dumps({"label": shipped.names, "feature": shipped.features}))
+    output = tmp_path / "converted.bin"
+    assert recognition_cli.main(["--import_index", str(reference), "--build_index", str(output)]) == 0
+    converted = load_index(str(output), expected_model_id=shipped.model_id)
+    assert converted.names == shipped.names
+    np.testing.assert_allclose(converted.features, shipped.features, atol=1e-6)

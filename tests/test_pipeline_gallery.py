@@ -57,6 +57,11 @@ def test_corrupt_truncated_and_foreign_files(tmp_path, small_index):
         load_index(str(foreign))
     with pytest.raises(ToolkitError, match="not found"):
         load_index(str(tmp_path / "missing.bin"))
+    nan_index = GalleryIndex(["a", "b"], np.ones((2, 4)), model_id="m")
+    nan_index.features[1, 2] = np.nan
+    nan_index.save(str(tmp_path / "nan.bin"))
+    with pytest.raises(ToolkitError, match="non-finite"):
+        load_index(str(tmp_path / "nan.bin"))
     # A damaged member (bit flips inside the features) is caught by the zip CRC.
     flipped = bytearray(data)
     with zipfile.ZipFile(good) as archive:

@@ -33,6 +33,29 @@ def test_bad_options_are_refused(kwargs, message):
         get_model("MobileNetV1", **kwargs)
 
 
+def test_wrong_input_size_is_a_clear_error():
+    layer = get_model("MobileNetV1", width_mult=0.125, input_size=32)
+    with pytest.raises(ToolkitError, match="expected input N×3×32×32"):
+        layer(paddle.zeros([1, 3, 64, 64]))
+
+
+def test_fused_head_equals_unfused_in_eval_mode():
+    paddle.set_device("cpu")
+    paddle.seed(3)
+    rng = np.random.default_rng(3)
+    layer = get_model("MobileNetV1", embedding_size=16, width_mult=0.125, input_size=32)
+    for bn in (layer.head_bn, layer.features):      # non-trivial statistics, or folding would be a no-op
+        for tensor, low, high in ((bn.weight, 0.5, 1.5), (bn.bias, -0.5, 0.5), (bn._mean, -0.5, 0.5),
+                                  (bn._variance, 0.5, 2.0)):
+            tensor.set_value(rng.uniform(low, high, tensor.shape).astype(np.float32))
+    layer.eval()
+    fused = layer.fused_for_inference()
+    assert fused.fused_head and not hasattr(fused, "features")
+    images = paddle.to_tensor(rng.normal(0, 1, (4, 3, 32, 32)).astype(np.float32))
+    with paddle.no_grad():
+        np.testing.assert_allclose(fused(images).numpy(), layer(images).numpy(), rtol=1e-4, atol=1e-5)
+
+
 def test_tiny_network_learns():
     """A tiny width on 32×32 inputs fits 4 random 'identities' with a linear classifier: loss falls a lot."""
     paddle.set_device("cpu")

@@ -267,7 +267,7 @@ def test_cli_imports_exports_and_refuses(tiny, pixels, tmp_path, repo_root):
 
     path = GraphWriter().network(tiny).save(tmp_path / "tiny.onnx")
     result = _run_cli(repo_root, "--source", path, "--network", "MobileNetV1", "--output", tmp_path / "model",
-                      "--checkpoint", tmp_path / "ckpt")
+                      "--checkpoint", tmp_path / "ckpt", "--fuse-head")
     assert result.returncode == 0, result.stderr
     config = load_model_config(str(tmp_path / "model"))
     assert (config.color_order, config.mean, config.std) == ("RGB", [127.5] * 3, [128.0] * 3)
@@ -278,6 +278,14 @@ def test_cli_imports_exports_and_refuses(tiny, pixels, tmp_path, repo_root):
     images = pixels.transpose(0, 2, 3, 1).astype(np.uint8)
     embedded = RecognitionPredictor(str(tmp_path / "model"), cpu_threads=1).embed(images)
     np.testing.assert_allclose(embedded, run_onnxruntime(path, pixels), rtol=1e-4, atol=1e-4)
+    # --fuse-head exported the folded head; the checkpoint keeps the trainable form.
+    from arcface_paddle.importers import load_layer_from_inference_model
+
+    rebuilt, _ = load_layer_from_inference_model(str(tmp_path / "model"))
+    assert rebuilt.fused_head and not hasattr(rebuilt, "head_bn")
+    with paddle.no_grad():
+        np.testing.assert_allclose(rebuilt(paddle.to_tensor((pixels - 127.5) / 128.0)).numpy(), embedded,
+                                   rtol=1e-4, atol=1e-4)
 
     writer = GraphWriter().network(tiny)
     _tamper_stride(writer)

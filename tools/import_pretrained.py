@@ -22,14 +22,18 @@ from arcface_paddle.errors import run_cli  # noqa: E402
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", required=True, help="weights file: FILE.onnx (recognizer) or FILE.tflite (BlazeFace)")
+    parser.add_argument("--source", required=True,
+                        help="weights file: FILE.onnx (recognizer) or FILE.tflite (BlazeFace)")
     parser.add_argument("--network", required=True,
-                        help="network to import into: MobileNetV1 (.onnx), BlazeFace_short_range / BlazeFace_full_range (.tflite)")
+                        help="network to import into: MobileNetV1 (.onnx), "
+                             "BlazeFace_short_range / BlazeFace_full_range (.tflite)")
     parser.add_argument("--output", required=True, help="inference model folder to write")
     parser.add_argument("--checkpoint", default=None, help="also write a training checkpoint folder here")
     parser.add_argument("--format", default="legacy", choices=["legacy", "pir"], help="inference program format")
     parser.add_argument("--color-order", default=None, choices=["RGB", "BGR"],
                         help="override the recognizer's recorded channel order (unknown .onnx files default to RGB)")
+    parser.add_argument("--fuse-head", action="store_true",
+                        help="recognizer: fold the head BNs into the FC in the exported model (same outputs, faster)")
     return parser.parse_args(argv)
 
 
@@ -41,7 +45,8 @@ def main(argv=None) -> int:
 
     paddle.set_device("cpu")
     config = import_pretrained(source=args.source, network=args.network, output=args.output,
-                               checkpoint=args.checkpoint, fmt=args.format, color_order=args.color_order)
+                               checkpoint=args.checkpoint, fmt=args.format, color_order=args.color_order,
+                               fuse_head=args.fuse_head)
     print(f"wrote {args.output}: {config.task} {config.network}, input {config.input_size} {config.color_order}, "
           f"mean {config.mean[0]:g} std {config.std[0]:g}, model_id {config.model_id}")
     if args.checkpoint:

@@ -2,7 +2,7 @@
 
     python tools/train_detector.py -c configs/blazeface_short_range.yaml \
         -o data.train=data/widerface/train/label.txt -o output=output/blazeface_sr
-    python tools/train_detector.py -c configs/blazeface_synthetic.yaml --resume auto
+    python tools/train_detector.py -c configs/blazeface_synthetic.yaml --resume auto --export output/bf_synthetic_model
 """
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ def parse_args(argv=None):
     parser.add_argument("--resume", help="'auto' (newest checkpoint in the output folder) or a checkpoint folder")
     parser.add_argument("--pretrained", help="start from these weights: checkpoint folder, .pdparams or .tflite")
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    parser.add_argument("--export", metavar="DIR",
+                        help="after training, export the final model here (program + params + model.yaml)")
     return parser.parse_args(argv)
 
 
@@ -42,6 +44,14 @@ def main(argv=None) -> int:
     paddle.set_device(args.device)
     result = train_detector(config)
     print(f"trained {result.steps} steps; checkpoint: {result.checkpoint}")
+    if args.export:
+        from blazeface_paddle.det_trainer import load_detector
+        from blazeface_paddle.export import export_detector
+
+        export_detector(load_detector(result.checkpoint), args.export,
+                        source={"origin": f"trained with tools/train_detector.py -c {args.config}",
+                                "checkpoint": os.path.abspath(result.checkpoint)})
+        print(f"exported {args.export} (run it with blazeface_paddle.predictor.DetectorPredictor)")
     if result.final_report is not None:
         print(result.final_report.table())
         print(f"evaluation written to {os.path.join(result.output, 'eval.json')}")

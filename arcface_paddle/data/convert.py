@@ -7,6 +7,8 @@ skipped image leaves its number unused (``label.txt`` lists exactly the shards t
 """
 from __future__ import annotations
 
+import collections
+import itertools
 import multiprocessing
 import os
 import time
@@ -43,24 +45,33 @@ def _decodable(data: bytes) -> bool:
 
 
 def _run_chunks(task, chunks, workers: int, total: int, desc: str, progress: bool):
-    """Yield results of ``task(chunk)`` in order, in a process pool when ``workers > 1``.
+    """Yield ``task(chunk)`` results in input order, over a process pool when ``workers > 1``.
 
-    Each chunk is ``(..., items)``: its last element is the list of items the progress bar counts.
+    ``chunks`` may be a generator: at most ``4 × workers`` chunks are in flight, so memory stays
+    constant however long the input is.  Each chunk's last element is the list the progress bar counts.
     """
     from tqdm import tqdm
     bar = tqdm(total=total, desc=desc, unit="img", disable=not progress, dynamic_ncols=True)
     try:
-        if workers <= 1 or len(chunks) <= 1:
+        if workers <= 1:
             for chunk in chunks:
                 result = task(chunk)
                 bar.update(len(chunk[-1]))
                 yield result
             return
         ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-        with ctx.Pool(min(workers, len(chunks))) as pool:
-            for chunk, result in zip(chunks, pool.imap(task, chunks)):
-                bar.update(len(chunk[-1]))
-                yield result
+        with ctx.Pool(workers) as pool:
+            in_flight = collections.deque()
+            for chunk in chunks:
+                in_flight.append((len(chunk[-1]), pool.apply_async(task, (chunk,))))
+                if len(in_flight) >= 4 * workers:
+                    size, result = in_flight.popleft()
+                    yield result.get()
+                    bar.update(size)
+            while in_flight:
+                size, result = in_flight.popleft()
+                yield result.get()
+                bar.update(size)
     finally:
         bar.close()
 
@@ -220,26 +231,23 @@ def _rec_chunk_task(args):
 
 
 def rec_to_bin(rec, idx, bin_path, workers=None, progress=True) -> ConversionReport:
-    """MXNet ``train.rec`` + ``train.idx`` → shards + ``label.txt`` (keys ``<label>/<record key>.jpg``),
-    streaming record by record; header and identity records are skipped."""
+    """MXNet ``train.rec`` + ``train.idx`` → shards + ``label.txt`` (keys ``<label>/<record key>.jpg``).
+
+    Streams the index and the records (constant memory: nothing grows with the dataset except the set
+    of identities); header and identity records are skipped.
+    """
     start = time.perf_counter()
     rec, idx, bin_path = os.fspath(rec), os.fspath(idx), os.fspath(bin_path)
     if not os.path.isfile(rec):
         raise ToolkitError(f"{rec}: RecordIO file not found")
-    keys = recordio.image_keys(rec, recordio.read_idx(idx))
-    size = os.path.getsize(rec)
-    for key, offset in keys:
-        if not 0 <= offset < size:
-            raise ToolkitError(f"{idx}: record {key} points at byte offset {offset}, outside {rec} ({size} bytes)")
-    items = [(i, key, offset) for i, (key, offset) in enumerate(keys)]
+    total = sum(1 for _ in recordio.iter_image_entries(rec, idx))
+    entries = ((i, key, offset) for i, (key, offset) in enumerate(recordio.iter_image_entries(rec, idx)))
+    chunks = ((rec, bin_path, list(group)) for group in iter(lambda: list(itertools.islice(entries, CHUNK)), []))
     os.makedirs(os.path.join(bin_path, "images"), exist_ok=True)
-    report = ConversionReport()
-    entries_path = os.path.join(bin_path, LABEL_FILE)
-    identities = set()
-    with atomic_write(entries_path, "w") as label_handle:
-        chunks = [(rec, bin_path, c) for c in _chunks(items)]
+    report, identities = ConversionReport(), set()
+    with atomic_write(os.path.join(bin_path, LABEL_FILE), "w") as label_handle:
         for written, skipped, nbytes in _run_chunks(_rec_chunk_task, chunks, _default_workers(workers),
-                                                    len(items), "rec2bin", progress):
+                                                    total, "rec2bin", progress):
             for name, label in written:
                 label_handle.write(f"{name}\t{label}\n")
                 identities.add(label)

@@ -100,23 +100,24 @@ def iter_records(path):
             offset = next_offset
 
 
-def read_idx(path) -> list[tuple[int, int]]:
-    """``.idx`` → [(key, offset)] in file order; malformed lines raise ToolkitError naming the line."""
+def iter_idx(path):
+    """Stream ``.idx`` entries ``(key, offset)`` in file order; malformed lines raise ToolkitError naming the line."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ToolkitError(f"{path}: index file not found")
-    entries = []
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
             if not line.strip():
                 continue
             parts = line.split()
             try:
-                key, offset = int(parts[0]), int(parts[1])
+                yield int(parts[0]), int(parts[1])
             except (ValueError, IndexError):
                 raise ToolkitError(f"{path}:{number}: expected 'key<TAB>offset', got {line.strip()!r}") from None
-            entries.append((key, offset))
-    return entries
+
+
+def read_idx(path) -> list[tuple[int, int]]:
+    return list(iter_idx(path))
 
 
 class RecordIOWriter:
@@ -187,15 +188,27 @@ def write_insightface_rec(rec_path, idx_path, samples) -> None:
             writer.write(first_identity_key + i, pack_irheader(2, (keys[0], keys[-1] + 1), 0, 0, b""))
 
 
-def image_keys(rec_path, idx_entries) -> list[tuple[int, int]]:
-    """The (key, offset) entries that hold images: skips header record 0 and the identity records after it."""
-    offsets = dict(idx_entries)
-    if 0 not in offsets:
-        return list(idx_entries)
-    with open(rec_path, "rb") as handle:
-        payload, _ = read_record_at(handle, offsets[0], os.fspath(rec_path))
-    header, _ = unpack_irheader(payload, f"{os.fspath(rec_path)} record 0")
-    if header.flag > 0:
-        last = int(header.label[0])
-        return [(k, o) for k, o in idx_entries if 1 <= k < last]
-    return list(idx_entries)
+def image_key_range(rec_path, idx_path) -> tuple[int, int | None]:
+    """Keys that hold images, as ``[first, end)`` (``end`` None: unbounded).
+
+    InsightFace files start with header record 0 whose first label is the first identity-record key:
+    images are keys ``1 .. label[0]-1``.  Without such a header every key is an image.
+    """
+    for key, offset in iter_idx(idx_path):
+        if key != 0:
+            continue
+        with open(rec_path, "rb") as handle:
+            payload, _ = read_record_at(handle, offset, os.fspath(rec_path))
+        header, _ = unpack_irheader(payload, f"{os.fspath(rec_path)} record 0")
+        if header.flag > 0:
+            return 1, int(header.label[0])
+        break
+    return 0, None
+
+
+def iter_image_entries(rec_path, idx_path):
+    """Stream the ``(key, offset)`` entries of image records (header and identity records skipped)."""
+    first, end = image_key_range(rec_path, idx_path)
+    for key, offset in iter_idx(idx_path):
+        if key >= first and (end is None or key < end):
+            yield key, offset

@@ -43,6 +43,7 @@ class SyntheticFaces:
         return self._noise
 
     def identity(self, identity: int) -> Identity:
+        """The feature parameters of person ``identity`` (any int >= 0; depends only on seed and identity)."""
         if identity not in self._identities:
             rng = np.random.default_rng([self.seed, int(identity), 0x1D])
             self._identities[identity] = sample_identity(rng)
@@ -57,6 +58,8 @@ class SyntheticFaces:
         return image
 
     def render_with_keypoints(self, identity: int, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """``render`` plus the 6×2 pixel keypoints in MediaPipe order (right eye, left eye, nose tip,
+        mouth centre, right ear, left ear; "right" = the person's right = image left)."""
         idt, rng = self.identity(identity), self._rng(identity, index, 0xA1)
         look = sample_look(rng)
         size = self.image_size

@@ -49,7 +49,7 @@ def load_layer_from_inference_model(model_dir: str, **backbone_kwargs):
     """``(eager backbone in eval mode, ModelConfig)`` rebuilt from an export folder's weights.
 
     The network comes from ``model.yaml``; options not given are inferred (``embedding_size`` from
-    model.yaml, and for MobileNetV1 the input size and width from the weights).
+    model.yaml, and for MobileNetV1 the input size, width and head form from the weights).
     """
     from ..backbones import get_model
     from ..training.checkpoint import load_weights_into
@@ -63,7 +63,8 @@ def load_layer_from_inference_model(model_dir: str, **backbone_kwargs):
         from ..backbones.mobilenet_v1 import STEM_CHANNELS
 
         kwargs.update(input_size=int(config.input_size[0]),
-                      width_mult=state["stem.conv.weight"].shape[0] / STEM_CHANNELS)
+                      width_mult=state["stem.conv.weight"].shape[0] / STEM_CHANNELS,
+                      fused_head="head_bn.weight" not in state)   # exported with --fuse-head
     kwargs.update(backbone_kwargs)
     layer = get_model(config.network, **kwargs)
     load_weights_into(layer, state, source=config.params_path(model_dir))

@@ -54,9 +54,9 @@ def _assign_conv(layer: paddle.nn.Conv2D, op: ChainOp) -> Optional[np.ndarray]:
     pads = list(attrs.get("pads", [0, 0, 0, 0]))
     if attrs.get("auto_pad", "NOTSET") not in ("NOTSET", ""):
         raise _Mismatch(f"auto_pad={attrs['auto_pad']} is not supported; re-export with explicit pads")
-    padding = list(layer._updated_padding) if isinstance(layer._updated_padding, (list, tuple)) else [layer._padding] * 2
+    padding = [int(value) for value in layer._updated_padding]      # [height, width], symmetric
     expected = {"kernel": list(layer._kernel_size), "strides": list(layer._stride), "groups": layer._groups,
-                "dilations": list(layer._dilation), "pads": padding + padding}
+                "dilations": list(layer._dilation), "pads": padding + padding}   # ONNX: begins, then ends
     found = {"kernel": kernel, "strides": strides, "groups": int(attrs.get("group", 1)), "dilations": dilations,
              "pads": pads}
     for key, value in expected.items():

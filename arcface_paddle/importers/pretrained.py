@@ -32,7 +32,7 @@ def _blazeface_variant(network: str, source: str) -> str:
 
 
 def _import_recognizer(source: str, network: str, output: str, checkpoint: Optional[str], fmt: str,
-                       color_order: Optional[str]) -> ModelConfig:
+                       color_order: Optional[str], fuse_head: bool) -> ModelConfig:
     from ..inference.export import export_model
     from .sface import import_onnx_recognizer, save_imported_checkpoint
 
@@ -42,7 +42,12 @@ def _import_recognizer(source: str, network: str, output: str, checkpoint: Optio
     config = ModelConfig(task="recognition", network=imported.network, input_size=list(imported.input_size),
                          color_order=imported.color_order, mean=[imported.mean] * 3, std=[imported.std] * 3,
                          embedding_size=imported.embedding_size, source=imported.source)
-    return export_model(imported.layer, output, config, fmt=fmt)
+    layer = imported.layer
+    if fuse_head:
+        if not hasattr(layer, "fused_for_inference"):
+            raise ToolkitError(f"{source}: --fuse-head is not available for {network}")
+        layer = layer.fused_for_inference()
+    return export_model(layer, output, config, fmt=fmt)
 
 
 def _import_detector(source: str, network: str, output: str, checkpoint: Optional[str], fmt: str) -> ModelConfig:
@@ -64,11 +69,13 @@ def _import_detector(source: str, network: str, output: str, checkpoint: Optiona
 
 
 def import_pretrained(source: str, network: str, output: str, checkpoint: Optional[str] = None,
-                      fmt: str = "legacy", color_order: Optional[str] = None) -> ModelConfig:
+                      fmt: str = "legacy", color_order: Optional[str] = None, fuse_head: bool = False) -> ModelConfig:
     """Import ``source`` (.onnx or .tflite) into ``network``; export to ``output``; returns the model.yaml config.
 
     ``checkpoint`` (optional folder) also receives ``backbone.pdparams`` + ``meta.json`` for fine-tuning
     (``train.py --pretrained``).  ``color_order`` overrides a recognizer's recorded channel order.
+    ``fuse_head`` exports a recognizer with its head BNs folded into the FC (MobileNetV1: same outputs, faster);
+    the checkpoint always keeps the trainable, unfused form.
     """
     source = os.fspath(source)
     if not os.path.isfile(source):
@@ -80,7 +87,7 @@ def import_pretrained(source: str, network: str, output: str, checkpoint: Option
     if os.path.abspath(output) == os.path.abspath(checkpoint or "\0"):
         raise ToolkitError(f"{output}: --output and --checkpoint must be different folders")
     if extension == ".onnx":
-        return _import_recognizer(source, network, output, checkpoint, fmt, color_order)
-    if color_order:
-        raise ToolkitError(f"{source}: --color-order applies to .onnx recognizers only")
+        return _import_recognizer(source, network, output, checkpoint, fmt, color_order, fuse_head)
+    if color_order or fuse_head:
+        raise ToolkitError(f"{source}: --color-order and --fuse-head apply to .onnx recognizers only")
     return _import_detector(source, network, output, checkpoint, fmt)

@@ -11,7 +11,6 @@ skipped alignment, and silently resizing would hide that and return a plausible 
 from __future__ import annotations
 
 import json
-import os
 from typing import Dict, List, Optional
 
 import numpy as np

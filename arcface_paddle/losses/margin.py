@@ -103,7 +103,8 @@ class CombinedMarginLoss(nn.Layer):
         return f"s={self.s}, m1={self.m1}, m2={self.m2}, m3={self.m3}"
 
 
-def build_margin_loss(margin: str | tuple | list | CombinedMarginLoss = "arcface", s: float = 64.0) -> CombinedMarginLoss:
+def build_margin_loss(margin: str | tuple | list | CombinedMarginLoss = "arcface",
+                      s: float = 64.0) -> CombinedMarginLoss:
     """A margin from a preset name, an (m1, m2, m3) triple, or an existing CombinedMarginLoss."""
     if isinstance(margin, CombinedMarginLoss):
         return margin

@@ -29,6 +29,7 @@ from .distributed import AllReduceSum, all_gather_rows, all_reduce_max, distribu
 from .margin import CombinedMarginLoss, build_margin_loss
 
 INIT_BLOCK = 4096  # classes per independently seeded init block (makes the init independent of world size)
+FILL_ROWS = 131072  # centre rows initialised per step
 
 
 def init_centers(start: int, count: int, embedding_size: int, std: float = 0.01, seed: int = 0) -> np.ndarray:
@@ -64,6 +65,20 @@ def sample_classes(local_labels: paddle.Tensor, num_local: int, num_sample: int)
     return index, remapped
 
 
+def reshard_rows(shards: Sequence[np.ndarray], rank: int, world_size: int, num_classes: int,
+                 embedding_size: int) -> np.ndarray:
+    """``rank``'s rows (of ``world_size``) from per-class arrays saved as shards by a run of any world size, in rank
+    order — for the centres and for any per-centre optimizer state (momentum) when resuming on a new world size."""
+    arrays = [np.asarray(s, dtype=np.float32) for s in shards]
+    bad_shape = any(a.ndim != 2 or a.shape[1] != embedding_size for a in arrays)
+    if bad_shape or sum(a.shape[0] for a in arrays) != num_classes:
+        raise ToolkitError(f"PartialFC: checkpoint centres {[list(a.shape) for a in arrays]} do not match "
+                           f"{num_classes} classes × {embedding_size}")
+    start, count = shard_range(num_classes, rank, world_size)
+    full = np.concatenate(arrays, axis=0) if len(arrays) > 1 else arrays[0]
+    return full[start:start + count]
+
+
 class PartialFC(nn.Layer):
     """``PartialFC(embedding_size, num_classes, sample_ratio=1.0, margin_loss=None)``; ``forward(embeddings N×D,
     labels N) -> scalar loss``.  ``margin_loss``: a CombinedMarginLoss, a preset name or (m1, m2, m3) (default
@@ -74,7 +89,8 @@ class PartialFC(nn.Layer):
                  init_seed: int = 0, check_labels: bool = True):
         super().__init__()
         if num_classes < 1 or embedding_size < 1:
-            raise ToolkitError(f"PartialFC: need num_classes >= 1 and embedding_size >= 1, got {num_classes}, {embedding_size}")
+            raise ToolkitError("PartialFC: need num_classes >= 1 and embedding_size >= 1, "
+                               f"got {num_classes}, {embedding_size}")
         if not 0.0 < sample_ratio <= 1.0:
             raise ToolkitError(f"PartialFC: sample_ratio must be in (0, 1], got {sample_ratio}")
         self.rank, self.world_size = distributed_env()
@@ -85,10 +101,15 @@ class PartialFC(nn.Layer):
         self.num_sample = self.num_local if sample_ratio >= 1.0 else max(1, int(sample_ratio * self.num_local))
         self.margin_loss = build_margin_loss(margin_loss if margin_loss is not None else "arcface")
         self.check_labels = check_labels
-        # Constant then set_value: the Assign initializer would route millions of values through Python lists.
+        # Filled block by block: the Assign initializer would route millions of values through Python lists,
+        # and one full numpy copy would double the peak memory at a million classes.
         self.weight = self.create_parameter([self.num_local, embedding_size], dtype="float32",
                                             default_initializer=nn.initializer.Constant(0.0))
-        self.weight.set_value(init_centers(self.class_start, self.num_local, embedding_size, init_std, init_seed))
+        with paddle.no_grad():
+            for lo in range(0, self.num_local, FILL_ROWS):
+                hi = min(self.num_local, lo + FILL_ROWS)
+                self.weight[lo:hi] = paddle.to_tensor(
+                    init_centers(self.class_start + lo, hi - lo, embedding_size, init_std, init_seed))
         self.sampled_index: paddle.Tensor | None = None  # centre rows used by the last forward (None: all)
 
     def forward(self, embeddings: paddle.Tensor, labels: paddle.Tensor) -> paddle.Tensor:
@@ -121,17 +142,12 @@ class PartialFC(nn.Layer):
     def load_center_shards(self, shards: Sequence[np.ndarray]) -> None:
         """Set this rank's centres from the shards of a run with any world size (in rank order) — resuming on a
         different number of processes re-splits the classes."""
-        arrays = [np.asarray(s, dtype=np.float32) for s in shards]
-        total = sum(a.shape[0] for a in arrays)
-        if total != self.num_classes or any(a.ndim != 2 or a.shape[1] != self.embedding_size for a in arrays):
-            raise ToolkitError(f"PartialFC: checkpoint centres {[list(a.shape) for a in arrays]} do not match "
-                               f"{self.num_classes} classes × {self.embedding_size}")
-        full = np.concatenate(arrays, axis=0) if len(arrays) > 1 else arrays[0]
-        self.weight.set_value(full[self.class_start:self.class_start + self.num_local])
+        self.weight.set_value(reshard_rows(shards, self.rank, self.world_size, self.num_classes, self.embedding_size))
 
     def extra_repr(self) -> str:
-        return (f"embedding_size={self.embedding_size}, num_classes={self.num_classes}, shard=[{self.class_start}, "
-                f"{self.class_start + self.num_local}), sample_ratio={self.sample_ratio}, rank={self.rank}/{self.world_size}")
+        return (f"embedding_size={self.embedding_size}, num_classes={self.num_classes}, "
+                f"shard=[{self.class_start}, {self.class_start + self.num_local}), sample_ratio={self.sample_ratio}, "
+                f"rank={self.rank}/{self.world_size}")
 
 
 def parallel_softmax_cross_entropy(logits: paddle.Tensor, local_labels: paddle.Tensor) -> paddle.Tensor:

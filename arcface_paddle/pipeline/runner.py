@@ -16,7 +16,8 @@ class RunResult:
     input: str
     output: str                  # drawn image or video
     json: str                    # boxes, keypoints, scores, names, similarities
-    faces: list                  # list[Face] (for a video: the faces of every frame, in order)
+    faces: list                  # list[Face] (for a video: the faces of every frame, in order, without embeddings)
+    frames: int | None = None    # number of frames for a video
 
 
 @dataclasses.dataclass
@@ -52,10 +53,12 @@ def process_video(analyzer, path: str, output_dir: str, progress: bool = True) -
             faces = analyzer.analyze(frame)
             write(analyzer.draw(frame, faces))
             frames.append({"frame": number, "faces": [face.to_dict() for face in faces]})
+            for face in faces:
+                face.embedding = None     # a long video would otherwise keep every embedding in memory
             all_faces.extend(faces)
             bar.update(1)
     write_json(json_path, {"input": path, "fps": reader.fps, "frame_size": list(reader.size_wh), "frames": frames})
-    return RunResult(path, drawn_path, json_path, all_faces)
+    return RunResult(path, drawn_path, json_path, all_faces, frames=len(frames))
 
 
 def check_input(input_path: str) -> None:

@@ -263,7 +263,7 @@ def load_weights_into(layer, state: dict, *, source: str, allow_missing: tuple =
                 skipped.append(name)
                 continue
             raise ToolkitError(f"{source}: shape mismatch for {name}: checkpoint {list(value.shape)}, "
-                               f"network {list(target.shape)} (different embedding_size or width?)")
+                               f"network {list(target.shape)} (different embedding_size, width or input size?)")
         converted[name] = value.astype(_numpy_dtype(target), copy=False)
     layer.set_state_dict(converted)
     return skipped

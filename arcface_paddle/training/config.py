@@ -77,8 +77,8 @@ DEFAULTS = {
     "pretrained_skip": [],              # parameter name prefixes allowed to differ (e.g. a new head: [fc, features])
 }
 
-OPEN_KEYS = ("backbone_kwargs",)
-_FRACTIONAL = ("num_epochs",)           # int defaults that may also be fractional        # free-form mappings, not checked key by key
+OPEN_KEYS = ("backbone_kwargs",)        # free-form mappings, not checked key by key
+_FRACTIONAL = ("num_epochs",)           # int defaults that may also be fractional
 CHOICES = {
     "loss": ("arcface", "cosface", "triplet", "combined", "sphereface", "softmax"),
     "optimizer": ("sgd", "adam", "adamw"),

@@ -111,6 +111,24 @@ def restore_training_state(folder: str, config: dict, components, optimizer, *, 
     return state
 
 
+def adopt_backbone_options(config: dict, path: Optional[str], log=print) -> None:
+    """Fill backbone options the config leaves unset from a checkpoint's ``meta.json`` (the run being
+    resumed, or ``--pretrained`` weights such as an imported SFace MobileNetV1 with its width and dropout),
+    so the network built matches the weights."""
+    if not path or not os.path.isdir(path):
+        return
+    meta = ckpt.read_meta(ckpt.resolve_checkpoint(path))
+    if meta.get("network") and meta["network"] != config["network"]:
+        raise ToolkitError(f"{path}: checkpoint is a {meta['network']} but network is "
+                           f"{config['network']} (set --network {meta['network']})")
+    own = config.setdefault("backbone_kwargs", {})
+    adopted = {key: value for key, value in (meta.get("backbone_kwargs") or {}).items()
+               if key not in own and key not in ("embedding_size", "input_size")}
+    if adopted:
+        own.update(adopted)
+        log(f"backbone options from {path}: {adopted}")
+
+
 def load_pretrained_backbone(backbone, path: str, *, network: str, skip: tuple = (), log=print) -> None:
     """Initialise ``backbone`` from a checkpoint folder or ``.pdparams`` (fine-tuning)."""
     if os.path.isdir(path):

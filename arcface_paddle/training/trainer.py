@@ -33,8 +33,8 @@ from .data import build_train_data, flip_mask, load_validation_targets
 from .logger import TrainLogger
 from .lr_schedule import lr_at, schedule_from_config
 from .optim import build_optimizer, clip_grad_norm
-from .resume import (TrainState, find_resume_checkpoint, load_pretrained_backbone, restore_training_state,
-                     save_training_state)
+from .resume import (TrainState, adopt_backbone_options, find_resume_checkpoint, load_pretrained_backbone,
+                     restore_training_state, save_training_state)
 
 
 @dataclasses.dataclass
@@ -62,6 +62,8 @@ def train(config: dict) -> TrainResult:
     global_batch = config["batch_size"] * world_size
 
     # --- model, losses, optimiser, lr schedule (same seed on every rank → identical initial weights)
+    resume_from = find_resume_checkpoint(config)
+    adopt_backbone_options(config, resume_from or config["pretrained"], log=logger.info)
     paddle.seed(int(config["seed"]))
     np.random.seed(int(config["seed"]) % (2 ** 32))
     parts = build_components(config, data.num_classes, world_size, on_gpu)
@@ -79,7 +81,6 @@ def train(config: dict) -> TrainResult:
 
     # --- where to start: a checkpoint of this run, pretrained weights, or scratch
     state = TrainState()
-    resume_from = find_resume_checkpoint(config)
     if resume_from:
         state = restore_training_state(resume_from, config, parts, optimizer, num_classes=data.num_classes,
                                        global_batch=global_batch, rank=rank, world_size=world_size,
