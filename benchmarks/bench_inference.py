@@ -23,22 +23,25 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=32, help="throughput batch size")
     parser.add_argument("--seconds", type=float, default=6.0, help="time budget per (model, runtime, batch)")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="wall: elapsed time; cpu: this process's CPU time (all its threads) — stable on a "
+                             "shared machine, and with --threads 1 it equals the latency on an idle core")
     parser.add_argument("--variants", default="onednn",
                         help="predictor settings to time: onednn (default settings), plain (no oneDNN), "
                              "noir (oneDNN, ir_optim off)")
     return parser.parse_args(argv)
 
 
-def interleaved_medians(runners, x, budget, min_rounds):
+def interleaved_medians(runners, x, budget, min_rounds, clock=time.perf_counter):
     """Median seconds per runner, timing them round-robin so a shared machine's load hits all alike."""
     times = {name: [] for name in runners}
     start = time.perf_counter()
     rounds = 0
     while rounds < min_rounds or (time.perf_counter() - start < budget and rounds < 200):
         for name, run in runners.items():
-            t0 = time.perf_counter()
+            t0 = clock()
             run(x)
-            times[name].append(time.perf_counter() - t0)
+            times[name].append(clock() - t0)
         rounds += 1
     return {name: statistics.median(values) for name, values in times.items()}, rounds
 
@@ -100,9 +103,10 @@ def main(argv=None):
             for run in runners.values():
                 run(x1)                                   # warm-up (oneDNN kernels, ORT buffers) at batch 1
             budget = args.seconds * len(runners) / 2
-            per_face, rounds_1 = interleaved_medians(runners, x1, budget, min_rounds=3)
+            clock = time.process_time if args.clock == "cpu" else time.perf_counter
+            per_face, rounds_1 = interleaved_medians(runners, x1, budget, min_rounds=3, clock=clock)
             # no warm-up at batch B: one large run dwarfs the first-call overheads, and it halves the time
-            per_batch, rounds_b = interleaved_medians(runners, xb, budget, min_rounds=1)
+            per_batch, rounds_b = interleaved_medians(runners, xb, budget, min_rounds=1, clock=clock)
             timings = {runtime: (per_face[runtime], args.batch / per_batch[runtime]) for runtime in runners}
             print(f"{name}: {rounds_1} rounds at batch 1, {rounds_b} at batch {args.batch}", file=sys.stderr)
             # the peer is the better of the two onnxruntime settings, for each measure
@@ -111,7 +115,7 @@ def main(argv=None):
             for runtime, (latency, throughput) in timings.items():
                 table.add_row([name, runtime, f"{1000 * latency:.2f}", f"{throughput:.1f}",
                                f"{latency / ort_latency:.2f}×", f"{throughput / ort_throughput:.2f}×"])
-    print(f"threads={args.threads}, paddle {paddle.__version__}, onnxruntime {onnxruntime.__version__}")
+    print(f"threads={args.threads}, clock={args.clock}, paddle {paddle.__version__}, onnxruntime {onnxruntime.__version__}")
     print(table)
 
 

@@ -1,6 +1,6 @@
 """How hard are the synthetic faces?  Held-out verification: raw pixels vs untrained vs briefly trained CNN.
 
-  python benchmarks/bench_synthetic.py [--identities 200] [--images 16] [--epochs 3] [--size 56]
+  python benchmarks/bench_synthetic.py [--identities 200] [--images 16] [--epochs 2] [--size 56]
 
 Trains a small CNN (6 conv layers, CosFace-style normalised softmax, Adam) on ``identities × images``
 synthetic faces downscaled to ``size``, then verifies 600 pairs of 100 *held-out* people (identities the
@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--identities", type=int, default=200)
     parser.add_argument("--images", type=int, default=16)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--size", type=int, default=56, help="training/eval resolution (renders are 112, downscaled)")
     args = parser.parse_args(argv)
     import cv2

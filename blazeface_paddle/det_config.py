@@ -32,7 +32,9 @@ DEFAULTS = {
     },
     "augment": {"crop_probability": 0.8, "crop_scale": [0.3, 1.0], "flip_probability": 0.5,
                 "photometric_probability": 0.5, "min_face_size": 4.0},
-    "matching": {"positive_iou": 0.5, "negative_iou": 0.35},
+    # strategy auto: anchor_scale (IoU with SSD anchor sizes) with several anchor scales (short-range),
+    # centre (IoU of the face moved onto the anchor centre) with one (full-range)
+    "matching": {"positive_iou": 0.5, "negative_iou": 0.35, "strategy": "auto"},
     "loss": {"box": 1.0, "keypoint": 0.5, "score": 1.0, "negative_ratio": 3.0, "min_negatives": 16},
     "optimizer": "adam",                 # adam | sgd (momentum)
     "lr": 0.001,
@@ -57,7 +59,7 @@ DEFAULTS = {
     "pretrained": None,                  # weights to start from: checkpoint folder, .pdparams or MediaPipe .tflite
 }
 CHOICES = {"variant": ("short_range", "full_range"), "optimizer": ("adam", "sgd"),
-           "lr_schedule": ("cosine", "step", "constant")}
+           "lr_schedule": ("cosine", "step", "constant"), "matching.strategy": ("auto", "anchor_scale", "centre")}
 
 
 def load_detector_config(path: Optional[str] = None, overrides: Iterable[str] = ()) -> dict:
@@ -157,8 +159,11 @@ def _validate(config: dict, schema: dict = DEFAULTS, prefix: str = "") -> None:
     if prefix:
         return
     for key, allowed in CHOICES.items():
-        if config[key] not in allowed:
-            raise ToolkitError(f"config {key}: {config[key]!r} is not one of {', '.join(allowed)}")
+        node = config
+        for part in key.split("."):
+            node = node[part]
+        if node not in allowed:
+            raise ToolkitError(f"config {key}: {node!r} is not one of {', '.join(allowed)}")
     for key in ("batch_size", "max_steps"):
         if int(config[key]) <= 0:
             raise ToolkitError(f"config {key}: must be positive, found {config[key]!r}")

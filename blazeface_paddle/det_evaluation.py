@@ -218,11 +218,14 @@ class LayerDetector:
         boxes, keypoints = decode(regressors.numpy(), self.anchors, size)
         scores = scores_from_logits(logits.numpy(), self.variant.score_clipping)
         results = []
-        for index, (_, placement) in enumerate(placed):
+        for index, (image, (_, placement)) in enumerate(zip(images_rgb, placed)):
             keep = scores[index] >= self.score_threshold
             kept_boxes, _, kept_scores = weighted_nms(boxes[index][keep], keypoints[index][keep], scores[index][keep],
                                                       self.nms_threshold, self.max_detections)
-            results.append((placement.to_pixels(kept_boxes).reshape(-1, 4), kept_scores))
+            pixels = placement.to_pixels(kept_boxes).reshape(-1, 4)
+            height, width = image.shape[:2]                  # clipped to the image, as the predictor does
+            pixels = np.clip(pixels, 0, np.array([width, height, width, height], np.float32))
+            results.append((pixels, kept_scores))
         return results
 
 

@@ -70,10 +70,22 @@ def prepare_synthetic_data(config: dict) -> None:
         if int(count) <= 0:
             continue
         root = os.path.join(config["output"], "synthetic", split)
-        label = os.path.join(root, "label.txt")
-        if not os.path.isfile(label) or len(read_annotations(label)) != int(count):
+        label, recipe_path = os.path.join(root, "label.txt"), os.path.join(root, "scenes.json")
+        recipe = {"seed": int(seed), "num_scenes": int(count),
+                  **{key: [float(v) for v in np.ravel(value)] for key, value in common.items()}}
+        if not (os.path.isfile(label) and _read_json(recipe_path) == recipe):   # reuse scenes only if identical
             SyntheticScenes(seed=int(seed), **common).write(root, int(count))
+            with atomic_write(recipe_path, "w") as handle:
+                json.dump(recipe, handle)
         config["data"][split], config["data"][f"{split}_images"] = label, root
+
+
+def _read_json(path: str):
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
 
 
 def load_pretrained(layer, path: str) -> None:

@@ -3,8 +3,8 @@
 The exported program takes the letterboxed, normalised input (N×3×S×S float32 RGB in [-1, 1]; the
 ``model.yaml`` states mean/std) and returns, per anchor, decoded ``boxes`` N×A×4 (x1, y1, x2, y2),
 ``keypoints`` N×A×6×2 — both normalised to the network input — and ``scores`` N×A (sigmoid of the
-clipped logits).  Anchors are a constant inside the parameters file; decoding uses plain
-element-wise ops only, so the program also converts to ONNX.
+clipped logits).  Anchors are a constant inside the parameters file; decoding uses plain ops only,
+so the program also converts to ONNX (``onnx=True``; the tests compare onnxruntime with it).
 
 Non-maximum suppression runs *beside* the program, in numpy (:mod:`blazeface_paddle.nms`), because
 the default is MediaPipe's weighted NMS (overlapping detections are blended, score-weighted), which
@@ -30,8 +30,8 @@ import paddle
 import paddle.nn as nn
 
 from arcface_paddle.errors import ToolkitError, run_cli
-from arcface_paddle.model_config import (PARAMS_NAME, PROGRAM_NAMES, ModelConfig, params_fingerprint,
-                                         save_model_config)
+from arcface_paddle.model_config import (MODEL_CONFIG_NAME, PARAMS_NAME, PROGRAM_NAMES, ModelConfig,
+                                         params_fingerprint, save_model_config)
 
 from .anchors import anchors_for
 from .blocks import BlazeBlock
@@ -210,22 +210,27 @@ def _fold_bias_reshapes(block) -> None:
 
 
 def export_detector(network: BlazeFace, output_dir: str, *, fmt: str = "legacy", source: dict | None = None,
-                    score_threshold: float | None = None) -> ModelConfig:
+                    score_threshold: float | None = None, onnx: bool = False) -> ModelConfig:
     """Write ``output_dir/{inference.pdmodel|inference.json, inference.pdiparams, model.yaml}``.
 
-    Files are built in a temporary folder beside ``output_dir`` and moved in only when complete, so a
-    failed export leaves an existing model untouched.
+    ``onnx=True`` also writes ``inference.onnx`` (paddle2onnx, opset 11; same three outputs).  Files are
+    built in a temporary folder beside ``output_dir`` and moved in with ``model.yaml`` last, so a failed
+    export leaves an existing model untouched and a folder with a ``model.yaml`` is always complete.
     """
+    from arcface_paddle.inference.export import ONNX_NAME, export_onnx
+
     if fmt not in PROGRAM_NAMES:
         raise ToolkitError(f"export format must be one of {sorted(PROGRAM_NAMES)}, got {fmt!r}")
     spec = network.variant
     output_dir = os.path.abspath(output_dir)
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise ToolkitError(f"{output_dir}: exists and is not a folder")
     parent = os.path.dirname(output_dir)
     os.makedirs(parent, exist_ok=True)
     work = tempfile.mkdtemp(prefix=".export-", dir=parent)
     try:
         weights = os.path.join(work, "weights.pdparams")
-        paddle.save({k: v for k, v in network.state_dict().items()}, weights)
+        paddle.save(network.state_dict(), weights)
         env = dict(os.environ, FLAGS_enable_pir_api="0" if fmt == "legacy" else "1")
         env.setdefault("OMP_NUM_THREADS", "2")
         command = [sys.executable, "-m", "blazeface_paddle.export", "--variant", spec.name,
@@ -235,17 +240,22 @@ def export_detector(network: BlazeFace, output_dir: str, *, fmt: str = "legacy",
         if result.returncode != 0 or not os.path.isfile(program):
             tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
             raise ToolkitError(f"{output_dir}: export failed ({tail[0]})")
+        produced = [PROGRAM_NAMES[fmt], PARAMS_NAME]
+        if onnx:
+            export_onnx(program, os.path.join(work, PARAMS_NAME), os.path.join(work, ONNX_NAME))
+            produced.append(ONNX_NAME)
         config = ModelConfig(task="detection", network=NETWORK_NAME, input_size=[spec.input_size] * 2,
                              color_order="RGB", mean=list(INPUT_MEAN), std=list(INPUT_STD), format=fmt,
                              detector=detector_section(spec, score_threshold), source=source)
         config.model_id = params_fingerprint(os.path.join(work, PARAMS_NAME))
+        save_model_config(work, config)
         os.makedirs(output_dir, exist_ok=True)
-        for name in (PROGRAM_NAMES[fmt], PARAMS_NAME):
+        owned = [*PROGRAM_NAMES.values(), PARAMS_NAME, ONNX_NAME, MODEL_CONFIG_NAME]
+        for name in owned:           # an earlier export's files would contradict the new model.yaml
+            if name not in produced and os.path.exists(os.path.join(output_dir, name)):
+                os.unlink(os.path.join(output_dir, name))
+        for name in produced + [MODEL_CONFIG_NAME]:
             os.replace(os.path.join(work, name), os.path.join(output_dir, name))
-        for stale in set(PROGRAM_NAMES.values()) - {PROGRAM_NAMES[fmt]}:   # never leave the other format behind
-            if os.path.exists(os.path.join(output_dir, stale)):
-                os.unlink(os.path.join(output_dir, stale))
-        save_model_config(output_dir, config)
         return config
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -2,9 +2,12 @@
 
 Matching: BlazeFace's anchors are "fixed size" (1×1 — the network regresses sizes in pixels), so
 IoU is computed against the SSD anchor boxes MediaPipe's calculator would have built *without*
-``fixed_anchor_size`` (the per-layer scales: 19–108 px for the short-range model).  An anchor is
-positive when its IoU with a face reaches ``positive_iou``, negative below ``negative_iou`` (the band
-between is ignored), and every face also claims its single best anchor so no face goes unlearned.
+``fixed_anchor_size`` (strategy ``anchor_scale``; the per-layer scales are 19–111 px for the short-range
+model).  The full-range model has a single anchor scale (86 px at 192), useless for telling faces of
+20 px apart, so it matches by ``centre``: the IoU of a face with itself moved onto the anchor centre.
+An anchor is positive when its IoU with a face reaches ``positive_iou``, negative below
+``negative_iou`` (the band between is ignored), and every face also claims its single best anchor so
+no face goes unlearned.
 
 Encoding is the exact inverse of :func:`blazeface_paddle.postprocess.decode`: box centre and
 keypoints as offsets from the anchor centre, box size as is, all in input pixels divided by the
@@ -17,11 +20,14 @@ from typing import Tuple
 
 import numpy as np
 
+from arcface_paddle.errors import ToolkitError
+
 from .anchors import anchors_for, ssd_anchors
 from .det_evaluation import box_iou
 from .variants import NUM_COORDS, get_variant
 
 POSITIVE, IGNORE, NEGATIVE = 1, -1, 0
+MATCHING_STRATEGIES = ("anchor_scale", "centre")
 
 
 def matching_anchor_boxes(variant) -> np.ndarray:
@@ -39,12 +45,29 @@ def match_anchors(gt_boxes: np.ndarray, anchor_boxes: np.ndarray, positive_iou: 
     ``gt_boxes`` N×4 and ``anchor_boxes`` A×4 in the same units.  Returns (labels A int8,
     matched_face A int64, -1 where not positive).
     """
-    num_anchors = len(anchor_boxes)
+    return label_anchors(box_iou(anchor_boxes, gt_boxes) if len(gt_boxes) else np.zeros((len(anchor_boxes), 0)),
+                         positive_iou, negative_iou)
+
+
+def centred_iou(anchor_centres: np.ndarray, gt_boxes: np.ndarray) -> np.ndarray:
+    """A×N IoU of each face with a copy of itself moved onto each anchor centre: how well an anchor sits
+    inside a face, whatever the face's size (for single-scale anchor sets such as full-range's)."""
+    gt_boxes = np.asarray(gt_boxes, np.float64).reshape(-1, 4)
+    size = gt_boxes[:, 2:] - gt_boxes[:, :2]
+    centre = (gt_boxes[:, :2] + gt_boxes[:, 2:]) / 2
+    offset = np.abs(np.asarray(anchor_centres, np.float64)[:, None, :] - centre[None])     # A×N×2
+    overlap = np.prod((size[None] - offset).clip(min=0), axis=2)
+    area = np.prod(size, axis=1)[None]
+    return overlap / np.maximum(2 * area - overlap, 1e-12)
+
+
+def label_anchors(ious: np.ndarray, positive_iou: float, negative_iou: float) -> Tuple[np.ndarray, np.ndarray]:
+    """Labels and matched faces from an A×N anchor/face IoU matrix (see :func:`match_anchors`)."""
+    num_anchors, num_faces = ious.shape
     labels = np.full(num_anchors, NEGATIVE, np.int8)
     matched = np.full(num_anchors, -1, np.int64)
-    if len(gt_boxes) == 0:
+    if num_faces == 0:
         return labels, matched
-    ious = box_iou(anchor_boxes, gt_boxes)                       # A×N
     best_face = ious.argmax(axis=1)
     best_iou = ious[np.arange(num_anchors), best_face]
     labels[best_iou >= negative_iou] = IGNORE
@@ -53,7 +76,7 @@ def match_anchors(gt_boxes: np.ndarray, anchor_boxes: np.ndarray, positive_iou: 
     # Each face keeps its best anchor, even when that IoU is low (small or odd-shaped faces);
     # faces processed from the largest overlap so a contested anchor goes to the face it fits best.
     best_anchor = ious.argmax(axis=0)
-    for face in np.argsort(-ious[best_anchor, np.arange(len(gt_boxes))]):
+    for face in np.argsort(-ious[best_anchor, np.arange(num_faces)]):
         anchor = best_anchor[face]
         if ious[anchor, face] > 0:
             labels[anchor], matched[anchor] = POSITIVE, face
@@ -86,12 +109,19 @@ class AnchorTargets:
 class AnchorMatcher:
     """Turns one image's faces (input pixels) into :class:`AnchorTargets` for a BlazeFace variant."""
 
-    def __init__(self, variant="short_range", positive_iou: float = 0.5, negative_iou: float = 0.35):
+    def __init__(self, variant="short_range", positive_iou: float = 0.5, negative_iou: float = 0.35,
+                 strategy: str = "auto"):
         self.variant = get_variant(variant)
         self.anchors = anchors_for(self.variant)
         self.anchor_boxes = matching_anchor_boxes(self.variant)
         self.positive_iou, self.negative_iou = positive_iou, negative_iou
         self.input_size = self.variant.input_size
+        if strategy == "auto":      # one anchor scale (full-range: 86 px) cannot tell a 20-px face by IoU
+            scales = np.unique(np.round(self.anchor_boxes[:, 2] - self.anchor_boxes[:, 0], 5))
+            strategy = "anchor_scale" if len(scales) > 1 else "centre"
+        if strategy not in MATCHING_STRATEGIES:
+            raise ToolkitError(f"matching strategy {strategy!r}: choose one of auto, {', '.join(MATCHING_STRATEGIES)}")
+        self.strategy = strategy
 
     @property
     def num_anchors(self) -> int:
@@ -99,8 +129,12 @@ class AnchorMatcher:
 
     def __call__(self, boxes: np.ndarray, keypoints: np.ndarray, keypoint_mask: np.ndarray) -> AnchorTargets:
         num_anchors = self.num_anchors
-        labels, matched = match_anchors(np.asarray(boxes, np.float32) / self.input_size, self.anchor_boxes,
-                                        self.positive_iou, self.negative_iou)
+        faces = np.asarray(boxes, np.float32) / self.input_size
+        if self.strategy == "centre":
+            labels, matched = label_anchors(centred_iou(self.anchors[:, :2], faces), self.positive_iou,
+                                            self.negative_iou)
+        else:
+            labels, matched = match_anchors(faces, self.anchor_boxes, self.positive_iou, self.negative_iou)
         regression = np.zeros((num_anchors, NUM_COORDS), np.float32)
         point_mask = np.zeros((num_anchors, self.variant.num_keypoints), np.float32)
         positive = np.where(labels == POSITIVE)[0]

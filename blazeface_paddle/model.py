@@ -67,10 +67,12 @@ class BlazeFace(nn.Layer):
         if self.variant.fpn:
             levels = []
             for index, (top, lateral, blocks) in enumerate(zip(self.fpn_top, self.fpn_lateral, self.fpn_blocks)):
-                # tflite's RESIZE_BILINEAR: align_corners=False, half_pixel_centers=True == align_mode 0
-                up = F.interpolate(F.relu(top(x)), scale_factor=2, mode="bilinear", align_corners=False,
+                # tflite's RESIZE_BILINEAR: align_corners=False, half_pixel_centers=True == align_mode 0.
+                # Target size, not scale_factor=2: a float scale attribute breaks oneDNN (PIR) and ONNX export.
+                skip = F.relu(lateral(outputs[-2 - index]))
+                up = F.interpolate(F.relu(top(x)), size=skip.shape[2:], mode="bilinear", align_corners=False,
                                    align_mode=0)
-                x = blocks(F.relu(lateral(outputs[-2 - index])) + up)
+                x = blocks(skip + up)
                 levels.append(x)
             outputs = levels
         return [outputs[s] for s in self.variant.head_stages]

@@ -55,6 +55,7 @@ class DetectorPredictor:
                  nms: str | None = None, nms_threshold: float | None = None, max_detections: int | None = None,
                  use_gpu: bool = False):
         model_dir = os.fspath(model_dir)
+        self.model_dir = model_dir
         self.config = load_model_config(model_dir)
         if self.config.task != "detection" or not self.config.detector:
             raise ToolkitError(f"{model_dir}: model.yaml describes a {self.config.task} model, not a face detector")
@@ -65,6 +66,11 @@ class DetectorPredictor:
         self.nms = nms or section.get("nms", "weighted")
         self.nms_threshold = float(section.get("nms_threshold", 0.3) if nms_threshold is None else nms_threshold)
         self.max_detections = max_detections
+        if self.nms not in ("weighted", "hard"):
+            raise ToolkitError(f"unknown NMS {self.nms!r}; choose 'weighted' or 'hard'")
+        if not 0.0 <= self.score_threshold <= 1.0 or not 0.0 < self.nms_threshold <= 1.0:
+            raise ToolkitError(f"score threshold must be in [0, 1] and NMS IoU threshold in (0, 1], got "
+                               f"{self.score_threshold} and {self.nms_threshold}")
         self.mean = np.asarray(self.config.mean, np.float32).reshape(1, 3, 1, 1)
         self.std = np.asarray(self.config.std, np.float32).reshape(1, 3, 1, 1)
         if len(self._predictor.output_names) != 3:
@@ -77,7 +83,12 @@ class DetectorPredictor:
         if self.config.color_order == "BGR":
             batch = batch[..., ::-1]
         batch = (batch.transpose(0, 3, 1, 2) - self.mean) / self.std
-        return tuple(self._predictor.run_outputs(batch))
+        try:
+            return tuple(self._predictor.run_outputs(batch))
+        except (NotImplementedError, RuntimeError) as error:   # e.g. a PIR full-range program under oneDNN
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ToolkitError(f"{self.model_dir}: Paddle Inference failed to run the detector ({first[:160]}); "
+                               f"re-export with fmt='legacy'") from None
 
     def _detect_window(self, image: np.ndarray) -> tuple:
         """Detections of one (sub)image in its own pixel coordinates, before cross-window merging."""

@@ -38,7 +38,8 @@ class TfliteGraph:
         try:
             import tflite
         except ImportError:
-            raise ToolkitError("reading .tflite files needs the 'tflite' package (pip install tflite==2.18.0)") from None
+            raise ToolkitError("reading .tflite files needs the 'tflite' package "
+                               "(pip install tflite==2.18.0)") from None
         self.path = path
         try:
             with open(path, "rb") as handle:
@@ -98,9 +99,11 @@ class TfliteGraph:
         tensor = self.graph.Tensors(index)
         dtype_name = self.tensor_types[index]
         if dtype_name not in _WEIGHT_DTYPES:
-            raise ToolkitError(f"{self.path}: weight tensor {self.tensor_names[index]!r} has unsupported type {dtype_name}")
+            raise ToolkitError(f"{self.path}: weight tensor {self.tensor_names[index]!r} has unsupported "
+                               f"type {dtype_name}")
         if tensor.Sparsity() is not None:
-            raise ToolkitError(f"{self.path}: weight tensor {self.tensor_names[index]!r} is sparse; use the dense model")
+            raise ToolkitError(f"{self.path}: weight tensor {self.tensor_names[index]!r} is sparse; "
+                               f"use the dense model")
         raw = self.model.Buffers(tensor.Buffer()).DataAsNumpy()
         shape = self.tensor_shapes[index]
         values = np.frombuffer(np.asarray(raw).tobytes(), dtype=_WEIGHT_DTYPES[dtype_name])
@@ -139,11 +142,11 @@ def _tflite_convs(graph: TfliteGraph) -> list:
         else:
             _, k_h, k_w, out_ch = weight_shape
             kind = "depthwise"
+        name = graph.tensor_names[record["outputs"][0]].split(";")[-1]
         if (k_h > 1 or k_w > 1) and not record["same"]:
-            raise ToolkitError(f"{graph.path}: {kind} {graph.tensor_names[record['outputs'][0]]!r} uses VALID "
-                               f"padding; BlazeFace layouts use SAME")
+            raise ToolkitError(f"{graph.path}: {kind} {name!r} uses VALID padding; BlazeFace layouts use SAME")
         if record["activation"] != 0 or record["dilation"] != (1, 1):
-            raise ToolkitError(f"{graph.path}: {graph.tensor_names[record['outputs'][0]]!r} has a fused activation "
+            raise ToolkitError(f"{graph.path}: {name!r} has a fused activation "
                                f"or dilation that BlazeFace layouts do not use")
         convs.append((_conv_signature(kind, out_ch, in_ch, (k_h, k_w), record["stride"], (in_h, in_w)), record))
     return convs
@@ -257,7 +260,7 @@ MEDIAPIPE_SOURCE = {
 
 
 def import_tflite_model(tflite_path: str, variant: str, output_dir: str, *, fmt: str = "legacy",
-                        checkpoint_path: str | None = None, extra_source: dict | None = None):
+                        checkpoint_path: str | None = None, extra_source: dict | None = None, onnx: bool = False):
     """Convert a MediaPipe BlazeFace .tflite and export it with its model.yaml; returns the ModelConfig.
 
     ``checkpoint_path`` (optional) also saves the eager weights (``.pdparams``) for fine-tuning.
@@ -273,4 +276,4 @@ def import_tflite_model(tflite_path: str, variant: str, output_dir: str, *, fmt:
         buffer = io.BytesIO()
         paddle.save(layer.state_dict(), buffer)
         atomic_save_bytes(checkpoint_path, buffer.getvalue())
-    return export_detector(layer, output_dir, fmt=fmt, source=source)
+    return export_detector(layer, output_dir, fmt=fmt, source=source, onnx=onnx)

@@ -70,7 +70,8 @@ def test_decode_hand_values():
 
 def test_scores_clip_then_sigmoid():
     scores = scores_from_logits(np.array([[0.0], [1000.0], [-1000.0], [np.log(3.0)]], np.float32), 100.0)
-    np.testing.assert_allclose(scores, [0.5, 1 / (1 + np.exp(-100)), 1 / (1 + np.exp(100)), 0.75], rtol=1e-6, atol=1e-30)
+    expected = [0.5, 1 / (1 + np.exp(-100)), 1 / (1 + np.exp(100)), 0.75]
+    np.testing.assert_allclose(scores, expected, rtol=1e-6, atol=1e-30)
 
 
 def test_letterbox_keeps_aspect_and_maps_back():

@@ -80,14 +80,24 @@ def test_exported_program_equals_eager(predictors, photos, variant):
 
 
 def test_export_is_reproducible_and_matches_shipped_model(tmp_path):
+    import onnxruntime
+
     config = import_tflite_model(str(TFLITE_DIR / "face_detection_short_range.tflite"), "short_range",
-                                 str(tmp_path / "short"), checkpoint_path=str(tmp_path / "short.pdparams"))
+                                 str(tmp_path / "short"), checkpoint_path=str(tmp_path / "short.pdparams"), onnx=True)
     shipped = MODELS["short_range"]
-    assert (tmp_path / "short" / "inference.pdiparams").read_bytes() == (shipped / "inference.pdiparams").read_bytes()
-    assert (tmp_path / "short" / "model.yaml").read_text() == (shipped / "model.yaml").read_text()
+    for name in ("inference.pdiparams", "inference.pdmodel", "model.yaml"):
+        assert (tmp_path / "short" / name).read_bytes() == (shipped / name).read_bytes(), name
     assert config.detector["num_anchors"] == 896 and config.source["licence"] == "Apache-2.0"
-    assert set(paddle.load(str(tmp_path / "short.pdparams"))) == set(convert_tflite(
-        str(TFLITE_DIR / "face_detection_short_range.tflite"), "short_range")[0].state_dict())
+    network, _ = convert_tflite(str(TFLITE_DIR / "face_detection_short_range.tflite"), "short_range")
+    assert set(paddle.load(str(tmp_path / "short.pdparams"))) == set(network.state_dict())
+    # the ONNX file written beside the program gives the same outputs
+    session = onnxruntime.InferenceSession(str(tmp_path / "short" / "inference.onnx"),
+                                           providers=["CPUExecutionProvider"])
+    batch = np.random.default_rng(1).integers(0, 256, (2, 128, 128, 3)).astype(np.uint8)
+    tensor = (batch.astype(np.float32).transpose(0, 3, 1, 2) - 127.5) / 127.5
+    for ours, theirs in zip(DetectorPredictor(tmp_path / "short").run(batch),
+                            session.run(None, {session.get_inputs()[0].name: tensor})):
+        np.testing.assert_allclose(ours, theirs, atol=1e-4, rtol=1e-3)
 
 
 def test_odd_images_give_answers_not_crashes(predictors, photos, tmp_path):
@@ -135,6 +145,10 @@ def test_bad_files_and_models_are_clear_errors(tmp_path, predictors):
         read_image(tmp_path / "missing.jpg")
     with pytest.raises(ToolkitError, match="shape"):
         predictors["short_range"].detect(np.zeros((10, 10, 2), np.uint8))
+    with pytest.raises(ToolkitError, match="unknown NMS"):
+        DetectorPredictor(MODELS["short_range"], nms="soft")
+    with pytest.raises(ToolkitError, match="score threshold"):
+        DetectorPredictor(MODELS["short_range"], score_threshold=1.5)
     with pytest.raises(ToolkitError, match="model folder not found"):
         DetectorPredictor(tmp_path / "nowhere")
     recognition = tmp_path / "rec"

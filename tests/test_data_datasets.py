@@ -136,3 +136,15 @@ def test_make_verification_bin_cli(synthetic_data, repo_root, tmp_path):
     assert images.shape == (16, 112, 112, 3) and issame.sum() == 4
     result = subprocess.run(cmd[:-4] + ["--num_pairs", "5000"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and result.stderr.strip().startswith("error: ") and "distinct balanced pairs" in result.stderr
+
+
+def test_verification_bin_written_by_python2_loads(tmp_path):
+    """InsightFace's lfw.bin was pickled by Python 2: image bytes are py2 ``str`` (BINSTRING opcodes)."""
+    images, issame = SyntheticFaces(2, 2).verification_pairs(range(3, 6), 2)
+    encoded = [cv2.imencode(".png", im[..., ::-1])[1].tobytes() for im in images]
+    body = b"".join(b"T" + len(e).to_bytes(4, "little") + e for e in encoded)
+    flags = b"".join(b"\x88" if s else b"\x89" for s in issame)
+    (tmp_path / "py2.bin").write_bytes(b"\x80\x02(" + body + b"l(" + flags + b"l\x86.")
+    loaded, loaded_same = load_verification_bin(tmp_path / "py2.bin")
+    np.testing.assert_array_equal(loaded, images)
+    assert loaded_same.tolist() == issame.tolist()

@@ -42,8 +42,8 @@ def test_hand_built_rec_with_multi_float_label_header(tmp_path, samples):
     assert (report.images, report.identities, report.skipped) == (2, 2, [])
     entries = read_label_file(tmp_path / "bin" / "label.txt")
     assert [label for _, label in entries] == [7, 5]
-    assert read_shard(tmp_path / "bin" / entries[0][0]) == ("7/1.jpg", samples[0][1])
-    assert read_shard(tmp_path / "bin" / entries[1][0]) == ("5/2.jpg", samples[4][1])
+    assert read_shard(tmp_path / "bin" / entries[0][0]) == ("0000007/1.jpg", samples[0][1])
+    assert read_shard(tmp_path / "bin" / entries[1][0]) == ("0000005/2.jpg", samples[4][1])
 
 
 def test_writer_round_trip_including_split_records(tmp_path, samples):
@@ -93,7 +93,7 @@ def test_rec_without_header_record_converts_every_key(tmp_path, samples):
             writer.write(key, recordio.pack_irheader(0, float(label), key, 0, image))
     report = rec_to_bin(rec, idx, tmp_path / "bin", workers=2, progress=False)
     assert report.images == 3
-    assert read_shard(tmp_path / "bin" / "images" / "00000000.bin") == ("0/0.jpg", samples[0][1])
+    assert read_shard(tmp_path / "bin" / "images" / "00000000.bin") == ("0000000/0.jpg", samples[0][1])
 
 
 def test_writer_leaves_nothing_behind_on_error(tmp_path):

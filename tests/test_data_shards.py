@@ -168,3 +168,27 @@ def test_label_file_errors_name_file_and_line(tmp_path):
     spaced = tmp_path / "spaced.txt"
     spaced.write_text("my photos/a b.jpg\t3\n")
     assert read_label_file(spaced) == [("my photos/a b.jpg", 3)]
+
+
+def test_non_empty_output_needs_overwrite(synthetic_tree, tmp_path):
+    out = tmp_path / "bin"
+    convert.image_to_bin(synthetic_tree, out, workers=1, progress=False)
+    with pytest.raises(ToolkitError, match="output folder is not empty"):
+        convert.image_to_bin(synthetic_tree, out, workers=1, progress=False)
+    report = convert.image_to_bin(synthetic_tree, out, workers=1, progress=False, overwrite=True)
+    assert report.images == 12 and len(read_label_file(out / "label.txt")) == 12
+
+
+def test_non_ascii_names_round_trip(faces_dir, tmp_path):
+    tree = tmp_path / "tree"
+    (tree / "李明").mkdir(parents=True)
+    (tree / "Zoë").mkdir()
+    shutil.copy(faces_dir / "obama.jpg", tree / "李明" / "照片 1.jpg")
+    shutil.copy(faces_dir / "biden.jpg", tree / "Zoë" / "b.jpg")
+    convert.image_to_bin(tree, tmp_path / "bin", workers=1, progress=False)
+    assert read_shard(tmp_path / "bin" / "images" / "00000001.bin")[0] == "李明/照片 1.jpg"
+    convert.bin_to_image(tmp_path / "bin", tmp_path / "back", workers=1, progress=False)
+    assert (tmp_path / "back" / "李明" / "照片 1.jpg").read_bytes() == (faces_dir / "obama.jpg").read_bytes()
+    from arcface_paddle.data.datasets import ImageFolderDataset
+    ds = ImageFolderDataset(tmp_path / "back", label_file="label.txt", train=False)
+    assert ds.paths[1].endswith("照片 1.jpg") and int(ds[1][1]) == 1

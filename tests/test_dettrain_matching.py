@@ -117,3 +117,19 @@ def test_loss_gradient_reaches_the_network_and_head_init_predicts_anchor_boxes()
                            paddle.to_tensor(matcher.regression_normalizer()), LossWeights())
     terms["loss"].backward()
     assert float(paddle.abs(model.stem.weight.grad).sum()) > 0
+
+
+def test_centred_iou_and_full_range_matches_small_faces_by_centre():
+    from blazeface_paddle.matching import centred_iou
+
+    face = np.array([[10, 10, 30, 50]], np.float32)             # 20 × 40, centre (20, 30)
+    np.testing.assert_allclose(centred_iou(np.array([[20, 30], [30, 30], [45, 30]]), face)[:, 0],
+                               [1.0, (10 * 40) / (2 * 800 - 10 * 40), 0.0])
+    full = AnchorMatcher("full_range")
+    assert full.strategy == "centre" and AnchorMatcher("short_range").strategy == "anchor_scale"
+    small = np.array([[90, 90, 110, 112]], np.float32)          # 20 px at 192: 86-px anchors would give IoU 0.06
+    targets = full(small, np.full((1, 6, 2), 100.0, np.float32), np.ones((1, 6), bool))
+    positive = np.where(targets.labels == POSITIVE)[0]
+    assert len(positive) >= 4
+    decoded, _ = decode(targets.regression[positive], full.anchors[positive], 192)
+    np.testing.assert_allclose(decoded * 192, np.repeat(small, len(positive), axis=0), atol=1e-3)

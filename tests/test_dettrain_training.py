@@ -140,3 +140,24 @@ def test_config_errors_are_one_line(repo_root, tmp_path):
 
 def config_path(config):
     return __import__("pathlib").Path(__file__).resolve().parent.parent / "configs" / "blazeface_synthetic.yaml"
+
+
+def test_synthetic_scenes_are_reused_only_when_the_recipe_matches(trained, tmp_path):
+    import copy
+
+    from blazeface_paddle.det_trainer import prepare_synthetic_data
+
+    config, _, _ = trained
+    again = copy.deepcopy(config)
+    label = again["data"]["val"]
+    stamp = os.path.getmtime(label)
+    prepare_synthetic_data(again)
+    assert again["data"]["val"] == label and os.path.getmtime(label) == stamp        # reused as is
+    changed = copy.deepcopy(config)
+    changed["output"], synthetic = str(tmp_path), changed["data"]["synthetic"]
+    synthetic.update(train_scenes=0, val_scenes=3, val_seed=5)
+    prepare_synthetic_data(changed)
+    first = open(changed["data"]["val"]).read()
+    synthetic["val_seed"] = 6
+    prepare_synthetic_data(changed)
+    assert open(changed["data"]["val"]).read() != first                              # rewritten for the new seed

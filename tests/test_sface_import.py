@@ -238,6 +238,20 @@ def test_wrong_network_and_bad_files_are_refused(tiny, tmp_path):
     with pytest.raises(ToolkitError, match="not found"):
         import_onnx_recognizer(str(tmp_path / "missing.onnx"))
 
+    from arcface_paddle.importers import import_pretrained
+
+    detector = tmp_path / "detector.tflite"
+    detector.write_bytes(b"TFL3")
+    with pytest.raises(ToolkitError, match="imports into BlazeFace_short_range or BlazeFace_full_range"):
+        import_pretrained(source=str(detector), network="MobileNetV1", output=str(tmp_path / "out"))
+    with pytest.raises(ToolkitError, match="unsupported weights format .pb"):
+        (tmp_path / "model.pb").write_bytes(b"x")
+        import_pretrained(source=str(tmp_path / "model.pb"), network="MobileNetV1", output=str(tmp_path / "out"))
+    with pytest.raises(ToolkitError, match="must be different folders"):
+        import_pretrained(source=path, network="MobileNetV1", output=str(tmp_path / "same"),
+                          checkpoint=str(tmp_path / "same"))
+    assert not (tmp_path / "out").exists() and not (tmp_path / "same").exists()
+
 
 SFACE_ONNX = os.environ.get("ARCFACE_SFACE_ONNX")
 

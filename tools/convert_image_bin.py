@@ -28,6 +28,7 @@ def parse_args(argv=None):
     parser.add_argument("--idx", help="rec2bin: MXNet train.idx (default: --rec with .idx)")
     parser.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
     parser.add_argument("--no_progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty output folder")
     return parser.parse_args(argv)
 
 
@@ -67,12 +68,13 @@ def main(argv=None) -> int:
     if args.mode == "image2bin":
         _require(args, "image_path", "bin_path")
         report = convert.image_to_bin(image_path=args.image_path, bin_path=args.bin_path,
-                                      label_file=args.label_file, workers=args.workers, progress=progress)
+                                      label_file=args.label_file, workers=args.workers, progress=progress,
+                                      overwrite=args.overwrite)
         skipped_file = _write_skipped(args.bin_path, report)
     elif args.mode == "bin2image":
         _require(args, "image_path", "bin_path")
         report = convert.bin_to_image(bin_path=args.bin_path, image_path=args.image_path,
-                                      workers=args.workers, progress=progress)
+                                      workers=args.workers, progress=progress, overwrite=args.overwrite)
         skipped_file = None
     elif args.mode == "label":
         _require(args, "image_path")
@@ -82,7 +84,7 @@ def main(argv=None) -> int:
         _require(args, "rec", "bin_path")
         idx = args.idx or os.path.splitext(args.rec)[0] + ".idx"
         report = convert.rec_to_bin(rec=args.rec, idx=idx, bin_path=args.bin_path, workers=args.workers,
-                                    progress=progress)
+                                    progress=progress, overwrite=args.overwrite)
         skipped_file = _write_skipped(args.bin_path, report)
     print_report(args.mode, report, skipped_file)
     return 0

@@ -80,6 +80,21 @@ def _chunks(items, size=CHUNK):
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
+def _prepare_output(folder: str, overwrite: bool) -> None:
+    """Refuse to mix a new conversion into a folder that already holds files, unless ``overwrite``.
+
+    With ``overwrite`` the old ``label.txt`` goes first, so an interrupted run cannot leave an old index
+    pointing at a mix of old and new files.
+    """
+    if os.path.isdir(folder) and os.listdir(folder):
+        if not overwrite:
+            raise ToolkitError(f"{folder}: output folder is not empty (choose a new folder, or --overwrite)")
+        label = os.path.join(folder, LABEL_FILE)
+        if os.path.exists(label):
+            os.unlink(label)
+    os.makedirs(folder, exist_ok=True)
+
+
 def _default_workers(workers):
     return max(1, int(workers if workers else os.cpu_count() or 1))
 
@@ -107,7 +122,8 @@ def _image_chunk_task(args):
     return written, skipped, nbytes
 
 
-def image_to_bin(image_path, bin_path, label_file=None, workers=None, progress=True) -> ConversionReport:
+def image_to_bin(image_path, bin_path, label_file=None, workers=None, progress=True,
+                 overwrite=False) -> ConversionReport:
     """Identity-folder tree (labels from sorted folder names, ``classes.txt`` written) or a flat folder
     with ``label_file`` (paths relative to ``image_path``) → ``bin_path/images/*.bin`` + ``label.txt``."""
     start = time.perf_counter()
@@ -119,6 +135,7 @@ def image_to_bin(image_path, bin_path, label_file=None, workers=None, progress=T
     else:
         entries, classes = scan_identity_tree(image_path)
     items = [(i, rel, label) for i, (rel, label) in enumerate(entries)]
+    _prepare_output(bin_path, overwrite)
     os.makedirs(os.path.join(bin_path, "images"), exist_ok=True)
     report = ConversionReport()
     labels_written = []
@@ -176,12 +193,12 @@ def _bin_chunk_task(args):
     return restored, nbytes
 
 
-def bin_to_image(bin_path, image_path, workers=None, progress=True) -> ConversionReport:
+def bin_to_image(bin_path, image_path, workers=None, progress=True, overwrite=False) -> ConversionReport:
     """Shards → the original files under ``image_path`` (byte-exact), plus ``label.txt`` of their labels."""
     start = time.perf_counter()
     bin_path, image_path = os.fspath(bin_path), os.fspath(image_path)
     entries = read_label_file(os.path.join(bin_path, LABEL_FILE))
-    os.makedirs(image_path, exist_ok=True)
+    _prepare_output(image_path, overwrite)
     report, restored = ConversionReport(), []
     chunks = [(bin_path, image_path, c) for c in _chunks(entries)]
     for part, nbytes in _run_chunks(_bin_chunk_task, chunks, _default_workers(workers), len(entries),
@@ -219,7 +236,7 @@ def _rec_chunk_task(args):
             payload, _ = recordio.read_record_at(handle, offset, rec_path)
             header, image = recordio.unpack_irheader(payload, f"{rec_path} record {key} (byte offset {offset})")
             label = int(header.label[0])
-            rel = f"{label}/{key}{_guess_ext(image)}"
+            rel = f"{label:07d}/{key}{_guess_ext(image)}"     # zero-padded: sorted folders keep label order
             if not _decodable(image):
                 skipped.append((f"record {key} (byte offset {offset})", "cannot decode image"))
                 continue
@@ -230,8 +247,8 @@ def _rec_chunk_task(args):
     return written, skipped, nbytes
 
 
-def rec_to_bin(rec, idx, bin_path, workers=None, progress=True) -> ConversionReport:
-    """MXNet ``train.rec`` + ``train.idx`` → shards + ``label.txt`` (keys ``<label>/<record key>.jpg``).
+def rec_to_bin(rec, idx, bin_path, workers=None, progress=True, overwrite=False) -> ConversionReport:
+    """MXNet ``train.rec`` + ``train.idx`` → shards + ``label.txt`` (keys ``<label:07d>/<record key>.jpg``).
 
     Streams the index and the records (constant memory: nothing grows with the dataset except the set
     of identities); header and identity records are skipped.
@@ -243,6 +260,7 @@ def rec_to_bin(rec, idx, bin_path, workers=None, progress=True) -> ConversionRep
     total = sum(1 for _ in recordio.iter_image_entries(rec, idx))
     entries = ((i, key, offset) for i, (key, offset) in enumerate(recordio.iter_image_entries(rec, idx)))
     chunks = ((rec, bin_path, list(group)) for group in iter(lambda: list(itertools.islice(entries, CHUNK)), []))
+    _prepare_output(bin_path, overwrite)
     os.makedirs(os.path.join(bin_path, "images"), exist_ok=True)
     report, identities = ConversionReport(), set()
     with atomic_write(os.path.join(bin_path, LABEL_FILE), "w") as label_handle:

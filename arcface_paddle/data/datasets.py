@@ -30,11 +30,29 @@ def _num_classes(root: str, labels: np.ndarray) -> int:
     return counted
 
 
+class PathList:
+    """Paths of a large dataset kept as one numpy bytes array, not millions of Python strings.
+
+    DataLoader workers are forked; touching Python objects there (refcounts) copies their memory pages,
+    so a list of 5.8M path strings would be duplicated in every worker.  A numpy array is not.
+    """
+
+    def __init__(self, root: str, relative_paths):
+        self.root = root
+        self._rel = np.array([rel.encode("utf-8") for rel in relative_paths], dtype=np.bytes_)
+
+    def __len__(self) -> int:
+        return len(self._rel)
+
+    def __getitem__(self, index: int) -> str:
+        return os.path.join(self.root, self._rel[index].decode("utf-8"))
+
+
 class _LabelledFiles(paddle.io.Dataset):
     def __init__(self, root, entries, train: bool, image_size: int):
         super().__init__()
         self.root = os.fspath(root)
-        self.paths = [os.path.join(self.root, rel) for rel, _ in entries]
+        self.paths = PathList(self.root, (rel for rel, _ in entries))
         self.labels = np.array([label for _, label in entries], dtype=np.int64)
         self.train = bool(train)
         self.image_size = int(image_size)
@@ -71,8 +89,9 @@ class ImageFolderDataset(_LabelledFiles):
     def __init__(self, root, label_file=None, train: bool = True, image_size: int = REC_IMAGE_SIZE):
         root = os.fspath(root)
         if label_file is not None:
-            path = label_file if os.path.isabs(label_file) or os.path.exists(label_file) else os.path.join(root, label_file)
-            entries = read_label_file(path)
+            # a relative label file is looked up in ``root`` first, then from the working directory
+            in_root = os.path.join(root, label_file)
+            entries = read_label_file(in_root if os.path.isfile(in_root) else label_file)
         else:
             entries, _ = scan_identity_tree(root)
         super().__init__(root, entries, train, image_size)

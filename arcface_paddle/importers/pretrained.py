@@ -56,10 +56,7 @@ def _import_detector(source: str, network: str, output: str, checkpoint: Optiona
     from ..training.checkpoint import BACKBONE_FILE, META_FILE
 
     variant = _blazeface_variant(network, source)
-    checkpoint_params = None
-    if checkpoint:
-        os.makedirs(checkpoint, exist_ok=True)
-        checkpoint_params = os.path.join(checkpoint, BACKBONE_FILE)
+    checkpoint_params = os.path.join(checkpoint, BACKBONE_FILE) if checkpoint else None  # folder made on write
     config = import_tflite_model(source, variant, output, fmt=fmt, checkpoint_path=checkpoint_params)
     if checkpoint:  # a checkpoint folder (tools/train_detector.py --pretrained DIR) needs meta.json too
         with atomic_write(os.path.join(checkpoint, META_FILE), "w") as handle:

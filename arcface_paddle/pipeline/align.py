@@ -19,7 +19,9 @@ from tqdm import tqdm
 from ..errors import ToolkitError
 from ..preprocessing import REC_IMAGE_SIZE
 from .alignment import align_face, crop_face
-from .media_io import is_image_path, read_image, write_image, write_json
+from ..model_config import load_model_config
+from .analyzer import DEFAULT_DET_MODEL
+from .media_io import check_output_dir, is_image_path, read_image, write_image, write_json
 
 SELECTIONS = ("largest", "center")
 REPORT_NAME = "align_report.json"
@@ -63,8 +65,7 @@ class _Aligner:
 
     def __init__(self, det_model, det_thresh, size, margin, select, cpu_threads):
         from blazeface_paddle.predictor import DetectorPredictor
-        from .analyzer import DEFAULT_DET_MODEL
-        self.detector = DetectorPredictor(det_model or DEFAULT_DET_MODEL, cpu_threads=cpu_threads,
+        self.detector = DetectorPredictor(det_model, cpu_threads=cpu_threads,
                                           score_threshold=det_thresh)
         self.size, self.margin, self.select = size, margin, select
 
@@ -82,7 +83,10 @@ class _Aligner:
             crop = align_face(image, np.asarray(face.keypoints), size=self.size, margin=self.margin)
         else:
             crop = crop_face(image, face.box, size=self.size)
-        write_image(target, crop)
+        try:
+            write_image(target, crop)
+        except OSError as error:
+            return f"cannot write {target} ({error.strerror or error})"
         return None
 
 
@@ -118,9 +122,12 @@ def align_dataset(input_dir: str, output_dir: str, size: int = REC_IMAGE_SIZE, m
             already_done += 1
         else:
             jobs.append((os.path.join(input_dir, rel), target))
-    os.makedirs(output_dir, exist_ok=True)
+    check_output_dir(output_dir)
+    det_dir = det_model or DEFAULT_DET_MODEL
+    if load_model_config(det_dir).task != "detection":     # checked here: a worker's error would be opaque
+        raise ToolkitError(f"{det_dir}: model.yaml does not describe a detection model")
     workers = max(1, min(int(workers), len(jobs) or 1))
-    init_args = (det_model, det_thresh, size, margin, select, 1 if workers > 1 else 2)
+    init_args = (det_dir, det_thresh, size, margin, select, 1 if workers > 1 else 2)
     bar = tqdm(total=len(jobs), desc="aligning", unit="img", disable=not progress)
     if workers == 1:
         aligner = _Aligner(*init_args) if jobs else None

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from ..errors import ToolkitError
-from ..model_config import load_model_config
+from ..model_config import load_model_config, params_fingerprint
 from . import alignment
 from .drawing import draw_faces, load_font
 from .gallery import GalleryIndex, load_index
@@ -29,7 +29,6 @@ REPO_MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.pa
                            "inference_model")
 DEFAULT_DET_MODEL = os.path.join(REPO_MODELS, "blazeface_full_range")
 DEFAULT_REC_MODEL = os.path.join(REPO_MODELS, "mobilenet_sface")
-EMBED_BATCH = 32
 
 ImageLike = Union[str, np.ndarray]
 
@@ -122,16 +121,15 @@ class FaceAnalyzer:
     @staticmethod
     def _load_detector(model_dir: str, det_thresh, cpu_threads: int, use_gpu: bool):
         from blazeface_paddle.predictor import DetectorPredictor
-        kwargs = {"cpu_threads": cpu_threads, "score_threshold": det_thresh}
-        if use_gpu:
-            kwargs["use_gpu"] = True
-        return DetectorPredictor(model_dir, **kwargs)
+        return DetectorPredictor(model_dir, cpu_threads=cpu_threads, score_threshold=det_thresh, use_gpu=use_gpu)
 
     # ---- properties ---------------------------------------------------------------------------------------
     @property
     def model_id(self) -> str:
         if self.rec_config is None:
             raise ToolkitError("no recognizer loaded (recognition disabled)")
+        if not self.rec_config.model_id:      # a hand-written model.yaml may lack it: same rule as export
+            self.rec_config.model_id = params_fingerprint(self.rec_config.params_path(self.rec_model_dir))
         return str(self.rec_config.model_id)
 
     @property
@@ -165,14 +163,15 @@ class FaceAnalyzer:
         if self.detector is None:
             return cv2.resize(image_rgb, (width, height), interpolation=cv2.INTER_AREA)
         if self.align and face.keypoints is not None:
-            return alignment.align_face(image_rgb, face.keypoints, size=height)
+            try:
+                return alignment.align_face(image_rgb, face.keypoints, size=height)
+            except ValueError:      # keypoints collapsed onto one point (tiny face): fall back to the box
+                pass
         return alignment.crop_face(image_rgb, face.box, size=height)
 
     def embed(self, crops: Sequence[np.ndarray]) -> np.ndarray:
-        outputs = [self.recognizer.embed(np.stack(crops[start:start + EMBED_BATCH]))
-                   for start in range(0, len(crops), EMBED_BATCH)]
-        embeddings = np.concatenate(outputs, axis=0).astype(np.float32)
-        return embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+        """L2-normalised embeddings of aligned crops (the predictor batches and applies model.yaml)."""
+        return self.recognizer.embed(np.stack(crops), normalize=True)
 
     def analyze(self, image: ImageLike) -> list[Face]:
         """Every face in the image with its box, keypoints and (when recognition is on) name and similarity."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections import Counter
 
 from tqdm import tqdm
 
@@ -26,16 +27,19 @@ class RunReport:
     failed: list                 # (path, reason) for files that could not be processed
 
 
-def _outputs(input_path: str, output_dir: str, extension: str | None = None) -> tuple[str, str]:
-    stem, original = os.path.splitext(os.path.basename(input_path))
+def _outputs(input_path: str, output_dir: str, extension: str | None = None,
+             stem: str | None = None) -> tuple[str, str]:
+    own_stem, original = os.path.splitext(os.path.basename(input_path))
+    stem = stem or own_stem
     return os.path.join(output_dir, stem + (extension or original)), os.path.join(output_dir, stem + ".json")
 
 
-def process_image(analyzer, path: str, output_dir: str) -> RunResult:
+def process_image(analyzer, path: str, output_dir: str, stem: str | None = None) -> RunResult:
+    """Analyse one image; write ``STEM.<ext>`` (drawn; .png for formats other than jpg/png) and ``STEM.json``."""
     image = read_image(path)
     faces = analyzer.analyze(image)
     drawn_path, json_path = _outputs(path, output_dir, None if path.lower().endswith((".jpg", ".jpeg", ".png"))
-                                     else ".png")
+                                     else ".png", stem=stem)
     write_image(drawn_path, analyzer.draw(image, faces))
     write_json(json_path, {"input": path, "image_size": [image.shape[1], image.shape[0]],
                            "faces": [face.to_dict() for face in faces]})
@@ -82,9 +86,14 @@ def run_on_input(analyzer, input_path: str, output_dir: str, progress: bool = Tr
     check_output_dir(output_dir)
     if os.path.isdir(input_path):
         results, failed = [], []
-        for path in tqdm(list_images(input_path), desc="images", unit="img", disable=not progress):
+        paths = list_images(input_path)
+        # a.jpg and a.png in one folder would both write a.json: such files keep their extension in the name.
+        stems = Counter(os.path.splitext(os.path.basename(path))[0] for path in paths)
+        for path in tqdm(paths, desc="images", unit="img", disable=not progress):
+            stem, extension = os.path.splitext(os.path.basename(path))
             try:
-                results.append(process_image(analyzer, path, output_dir))
+                results.append(process_image(analyzer, path, output_dir,
+                                             stem=f"{stem}_{extension[1:]}" if stems[stem] > 1 else None))
             except ToolkitError as error:
                 message = str(error)
                 failed.append((path, message[len(path) + 2:] if message.startswith(path + ": ") else message))
