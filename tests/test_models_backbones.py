@@ -104,3 +104,19 @@ def test_tiny_backbone_with_partial_fc_learns_a_fixed_batch():
         opt.clear_grad()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.mark.parametrize("name,options", [
+    ("MobileFaceNet_128", dict(width_mult=0.25, blocks=(1, 1, 1, 1, 1), input_size=64)),
+    ("iResNet50", dict(width=8, layers=(1, 1, 1, 1), input_size=64, fp16=True)),
+])
+def test_backbones_export_to_static_graphs_that_match_eager(name, options, tmp_path):
+    from paddle.static import InputSpec
+    model = get_model(name, embedding_size=32, **options)
+    model.eval()
+    x = paddle.randn([2, 3, 64, 64])
+    expected = model(x).numpy()
+    static = paddle.jit.to_static(model, input_spec=[InputSpec([None, 3, 64, 64], "float32")], full_graph=True)
+    paddle.jit.save(static, str(tmp_path / "inference"))
+    loaded = paddle.jit.load(str(tmp_path / "inference"))
+    np.testing.assert_allclose(loaded(x).numpy(), expected, rtol=1e-5, atol=1e-5)
