@@ -58,6 +58,10 @@ _SAFE_NUMPY = {
 }
 
 
+# Python 3 pickles of protocol <= 2 store bytes as _codecs.encode(str, "latin1"): a pure conversion.
+_SAFE_FUNCTIONS = {("_codecs", "encode")}
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     def __init__(self, file, allow_numpy: bool):
         super().__init__(file, encoding="bytes")
@@ -65,6 +69,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str):
         if module == "builtins" and name in _SAFE_BUILTINS:
+            return super().find_class(module, name)
+        if (module, name) in _SAFE_FUNCTIONS:
             return super().find_class(module, name)
         if self._allow_numpy and (module, name) in _SAFE_NUMPY:
             return super().find_class(module, name)

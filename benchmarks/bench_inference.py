@@ -115,7 +115,8 @@ def main(argv=None):
             for runtime, (latency, throughput) in timings.items():
                 table.add_row([name, runtime, f"{1000 * latency:.2f}", f"{throughput:.1f}",
                                f"{latency / ort_latency:.2f}×", f"{throughput / ort_throughput:.2f}×"])
-    print(f"threads={args.threads}, clock={args.clock}, paddle {paddle.__version__}, onnxruntime {onnxruntime.__version__}")
+    print(f"threads={args.threads}, clock={args.clock}, paddle {paddle.__version__}, "
+          f"onnxruntime {onnxruntime.__version__}")
     print(table)
 
 

@@ -192,3 +192,11 @@ def test_non_ascii_names_round_trip(faces_dir, tmp_path):
     from arcface_paddle.data.datasets import ImageFolderDataset
     ds = ImageFolderDataset(tmp_path / "back", label_file="label.txt", train=False)
     assert ds.paths[1].endswith("照片 1.jpg") and int(ds[1][1]) == 1
+
+
+def test_image2bin_refuses_label_entries_outside_the_folder(faces_dir, tmp_path):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("obama.jpg\t0\n../faces/biden.jpg\t1\n")
+    with pytest.raises(ToolkitError, match=r"labels\.txt: refusing unsafe key '\.\./faces/biden\.jpg'"):
+        convert.image_to_bin(faces_dir, tmp_path / "bin", label_file=labels, workers=1, progress=False)
+    assert not (tmp_path / "bin").exists()

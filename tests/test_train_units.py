@@ -342,3 +342,30 @@ def test_pretrained_head_mismatch_needs_explicit_skip(tmp_path, imported_checkpo
 def test_shipped_configs_load(repo_root, name):
     config = load_config(str(repo_root / "configs" / name))
     assert config["network"] and config["batch_size"] > 0
+
+
+def test_gloo_sync_batchnorm_matches_batchnorm_in_one_process():
+    """Same outputs, gradients and running statistics as paddle's BN (multi-process: see distributed tests)."""
+    from arcface_paddle.training.sync_bn import GlooSyncBatchNorm, convert_sync_batchnorm
+
+    def net():
+        return paddle.nn.Sequential(paddle.nn.Conv2D(3, 4, 3), paddle.nn.BatchNorm2D(4), paddle.nn.Flatten(),
+                                    paddle.nn.Linear(4 * 6 * 6, 5), paddle.nn.BatchNorm1D(5))
+
+    paddle.seed(0)
+    plain, synced = net(), net()
+    synced.set_state_dict(plain.state_dict())
+    convert_sync_batchnorm(synced)
+    assert isinstance(synced[1], GlooSyncBatchNorm) and synced.state_dict().keys() == plain.state_dict().keys()
+    x = paddle.randn([6, 3, 8, 8]) * 3 + 1
+    out_plain, out_synced = plain(x), synced(x)
+    np.testing.assert_allclose(out_synced.numpy(), out_plain.numpy(), atol=1e-5)
+    (out_plain ** 2).sum().backward()
+    (out_synced ** 2).sum().backward()
+    for (name, p), q in zip(plain.named_parameters(), synced.parameters()):
+        np.testing.assert_allclose(q.numpy(), p.numpy(), atol=1e-5, err_msg=name)   # incl. running stats
+        if p.grad is not None:
+            np.testing.assert_allclose(q.grad.numpy(), p.grad.numpy(), rtol=1e-4, atol=1e-4, err_msg=name)
+    plain.eval()
+    synced.eval()
+    np.testing.assert_allclose(synced(x).numpy(), plain(x).numpy(), atol=1e-5)

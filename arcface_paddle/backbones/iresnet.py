@@ -5,7 +5,7 @@ shape changes).  Stem: 3×3 conv 64 (stride 1) → BN → PReLU; four stages of 
 ``width`` / 64), each starting with stride 2, so a 112×112 input ends as a 7×7 map.  Head: BN → dropout →
 flatten → FC → BN (the embedding).
 
-``fp16=True`` runs the convolutional body under AMP (GPU) and the FC head in float32, which keeps the large
+``fp16=True`` runs the convolutional body under AMP when the device is a GPU and the FC head in float32, which keeps the large
 flatten→FC product and the embedding BN numerically safe.
 """
 from __future__ import annotations
@@ -64,7 +64,8 @@ class IResNet(nn.Layer):
 
     def forward(self, x):
         check_input_size(x, self.input_size, "iResNet")
-        with paddle.amp.auto_cast(enable=self.fp16):
+        # AMP only on GPU: CPU has no fp16 conv kernels (eager would skip them, a static export would fail).
+        with paddle.amp.auto_cast(enable=self.fp16 and paddle.get_device().startswith("gpu")):
             x = self.bn(self.stages(self.stem(x)))
         x = paddle.flatten(self.dropout(x.astype("float32")), 1)
         return self.features(self.fc(x))

@@ -132,6 +132,8 @@ def image_to_bin(image_path, bin_path, label_file=None, workers=None, progress=T
         raise ToolkitError(f"{image_path}: image folder not found")
     if label_file is not None:
         entries, classes = read_label_file(label_file), None
+        for rel, _ in entries:            # keys must restore inside an output folder later
+            safe_output_path(image_path, rel, os.fspath(label_file))
     else:
         entries, classes = scan_identity_tree(image_path)
     items = [(i, rel, label) for i, (rel, label) in enumerate(entries)]

@@ -10,8 +10,9 @@ Folder written (``fmt="legacy"``, the default; most deployments read it)::
 How the two formats are chosen in one process (paddle 3.3.1): ``paddle.jit.save`` writes PIR
 (``.json``) while ``FLAGS_enable_pir_api`` is on (the default) and the legacy ``.pdmodel`` when it is
 off; the flag is read at import time, so ``paddle.set_flags`` afterwards has no effect on jit.save.
-``paddle.pir_utils.DygraphOldIrGuard()`` / ``DygraphPirGuard()`` switch the mode for a block of code, which works
-in-process whatever the environment says — no subprocess needed.
+``paddle.pir_utils.DygraphOldIrGuard()`` / ``DygraphPirGuard()`` switch the mode for a block of
+code, which works in-process whatever the environment says — no subprocess needed.  (``OldIrGuard``
+/ ``IrGuard`` also switch to static mode, which breaks ``named_parameters`` on an eager layer.)
 
 Why exports are reproducible here (the reference's were not): program text normally carries
 process-global counters — parameter names (``conv2d_17.w_0``), layer struct names (``/Conv2D_3/``),

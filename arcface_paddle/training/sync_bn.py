@@ -10,6 +10,7 @@ and buffers, so state-dict names (and checkpoints) do not change.  On GPU use
 """
 from __future__ import annotations
 
+import numpy as np
 import paddle
 import paddle.distributed as dist
 import paddle.nn as nn
@@ -53,9 +54,13 @@ class GlooSyncBatchNorm(nn.Layer):
                                 training=False, epsilon=self._epsilon)
         axes = [0] + list(range(2, x.ndim))
         shape = [1, -1] + [1] * (x.ndim - 2)
-        local_count = float(x.numel().item()) / x.shape[1]
-        count = _SumOverRanks.apply(paddle.to_tensor([local_count], dtype=x.dtype))
-        mean = _SumOverRanks.apply(x.sum(axis=axes)) / count
+        channels = x.shape[1]
+        local_count = paddle.full([1], float(np.prod(x.shape)) / channels, dtype=x.dtype)
+        # One all-reduce for the per-channel sums and the element count, a second for the variance:
+        # the two-pass variance stays exact where E[x²] − E[x]² would cancel.
+        totals = _SumOverRanks.apply(paddle.concat([x.sum(axis=axes), local_count]))
+        count = totals[channels:]
+        mean = totals[:channels] / count
         centered = x - mean.reshape(shape)
         variance = _SumOverRanks.apply((centered * centered).sum(axis=axes)) / count   # biased, as BN uses
         out = centered * paddle.rsqrt(variance + self._epsilon).reshape(shape)
