@@ -74,10 +74,12 @@ def main() -> int:
     results = [(n, measure(n, args.batch, args.steps, args.device, args.amp, args.classes))
                for n in tqdm(args.networks, desc="networks")]
     peer = results[0][1]["images_per_s"]
-    table = PrettyTable(["network", "params (M)", "step s", "CPU s/step", "images/s", f"× {results[0][0]}"])
+    table = PrettyTable(["network", "params (M)", "step s", "CPU s/step", "images/s", "images/CPU-s",
+                         f"× {results[0][0]}"])
     for name, r in results:
         table.add_row([name, f"{r['params_m']:.2f}", f"{r['step_s']:.3f}", f"{r['cpu_s']:.3f}",
-                       f"{r['images_per_s']:.1f}", f"{r['images_per_s'] / peer:.2f}"])
+                       f"{r['images_per_s']:.1f}", f"{args.batch / r['cpu_s']:.1f}",
+                       f"{r['images_per_s'] / peer:.2f}"])
     print(f"device {args.device}{' + AMP' if args.amp else ''}, batch {args.batch}, 112×112, "
           f"{args.threads} CPU threads, median of {args.steps} steps, PartialFC head {args.classes} classes")
     print(table)

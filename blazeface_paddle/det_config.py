@@ -145,9 +145,15 @@ def _validate(config: dict, schema: dict = DEFAULTS, prefix: str = "") -> None:
         value, dotted = config.get(key), prefix + key
         if isinstance(default, dict):
             _validate(value, default, dotted + ".")
-        elif value is None or default is None:
             continue
-        elif isinstance(default, bool) and not isinstance(value, bool):
+        if value is None or default is None:
+            continue
+        if isinstance(default, (int, float)) and not isinstance(default, bool) and isinstance(value, str):
+            try:            # YAML reads "1e-3" (no dot) as text
+                value = config[key] = float(value)
+            except ValueError:
+                pass
+        if isinstance(default, bool) and not isinstance(value, bool):
             raise ToolkitError(f"config {dotted}: expected true or false, found {value!r}")
         elif isinstance(default, (int, float)) and not isinstance(default, bool) and \
                 (isinstance(value, bool) or not isinstance(value, (int, float))):

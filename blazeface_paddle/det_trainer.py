@@ -207,6 +207,9 @@ class DetectorTrainer:
                 regressors, logits = self.model(images)
                 terms = detection_loss(regressors, logits, labels, regression, keypoint_mask, self.normalizer,
                                        self.loss_weights)
+                if not np.isfinite(float(terms["loss"])):
+                    raise ToolkitError(f"{config['output']}: loss became {float(terms['loss'])} at step "
+                                       f"{self.step + 1}; lower lr (now {lr:g}) or set grad_clip_norm")
                 terms["loss"].backward()
                 self.optimizer.step()
                 self.optimizer.clear_grad()
@@ -228,6 +231,8 @@ class DetectorTrainer:
                     evaluations.append(self._evaluate(writer))
                 if self.step % int(config["checkpoint_every_steps"]) == 0 or self.step == total:
                     saved = self.save(epoch)
+            if saved is None:       # resumed at (or past) max_steps: nothing new to save
+                saved = ckpt.latest_checkpoint(config["output"])
             final = None
             if self.val_annotations:
                 final = self.evaluate()

@@ -12,7 +12,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from arcface_paddle.errors import run_cli  # noqa: E402
+from arcface_paddle.errors import ToolkitError, run_cli  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -45,6 +45,8 @@ def main(argv=None) -> int:
     result = train_detector(config)
     print(f"trained {result.steps} steps; checkpoint: {result.checkpoint}")
     if args.export:
+        if result.checkpoint is None:
+            raise ToolkitError(f"{result.output}: no checkpoint to export (max_steps already reached elsewhere)")
         from blazeface_paddle.det_trainer import load_detector
         from blazeface_paddle.export import export_detector
 

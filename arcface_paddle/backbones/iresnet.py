@@ -5,8 +5,8 @@ shape changes).  Stem: 3×3 conv 64 (stride 1) → BN → PReLU; four stages of 
 ``width`` / 64), each starting with stride 2, so a 112×112 input ends as a 7×7 map.  Head: BN → dropout →
 flatten → FC → BN (the embedding).
 
-``fp16=True`` runs the convolutional body under AMP when the device is a GPU and the FC head in float32, which keeps the large
-flatten→FC product and the embedding BN numerically safe.
+``fp16=True`` runs the convolutional body under AMP when the device is a GPU, and the FC head in float32,
+which keeps the large flatten→FC product and the embedding BN numerically safe.
 """
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ def results_table(results: Dict[str, VerificationResult], fars: Sequence[float] 
     for name, result in results.items():
         tars = [f"{100 * result.tar_at_far[far]:.2f}" if far in result.tar_at_far else "-" for far in fars]
         table.add_row([name, result.num_pairs, f"{100 * result.accuracy:.2f} ± {100 * result.accuracy_std:.2f}",
-                       f"{result.best_threshold:.4f}", f"{result.xnorm:.3f}", *tars,
+                       f"{result.best_threshold:.4f}", f"{result.xnorm:.4g}", *tars,
                        f"{result.auc:.4f}" if result.auc is not None else "-"])
     table.align = "r"
     table.align["target"] = "l"

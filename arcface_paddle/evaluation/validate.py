@@ -94,7 +94,8 @@ def validate(model_path: str, targets, data_dir: str, output_dir: Optional[str] 
         if plot:
             from .roc_plot import plot_roc
 
-            label = f"{info.get('network')} ({info['kind']}: {os.path.basename(os.path.normpath(model_path))})"
+            label = f"{info.get('network')} ({info['kind']} {os.path.basename(os.path.normpath(model_path))}"
+            label += f", step {info['step']})" if info.get("step") is not None else ")"
             for name, result in results.items():
                 if result.auc is not None:          # both genuine and impostor pairs present
                     plot_roc(result, os.path.join(output_dir, f"roc_{name}.png"), name, subtitle=label)

@@ -7,7 +7,8 @@
 * :func:`all_gather_rows` — the same for tensors whose first dimension differs between ranks (pads to the
   largest, gathers, drops the padding);
 * :class:`AllReduceSum` — sum over ranks whose backward is the identity, for quantities every rank then
-  turns into the *same* loss (softmax denominators, target logits): each rank's local part gets d(loss)/d(sum).
+  turns into the *same* loss (softmax denominators, target logits): each rank's local part gets d(loss)/d(sum);
+* :func:`sum_gradients` — sums backbone gradients over ranks (what PartialFC's gradient scale needs).
 
 Every function works without ``paddle.distributed`` initialised (world size 1: no communication).
 """

@@ -117,6 +117,9 @@ def adopt_backbone_options(config: dict, path: Optional[str], log=print) -> None
     so the network built matches the weights."""
     if not path or not os.path.isdir(path):
         return
+    if _is_inference_model(path):
+        _check_network(path, _inference_model_config(path).network, config["network"])
+        return
     meta = ckpt.read_meta(ckpt.resolve_checkpoint(path))
     if meta.get("network") and meta["network"] != config["network"]:
         raise ToolkitError(f"{path}: checkpoint is a {meta['network']} but network is "
@@ -130,7 +133,17 @@ def adopt_backbone_options(config: dict, path: Optional[str], log=print) -> None
 
 
 def load_pretrained_backbone(backbone, path: str, *, network: str, skip: tuple = (), log=print) -> None:
-    """Initialise ``backbone`` from a checkpoint folder or ``.pdparams`` (fine-tuning)."""
+    """Initialise ``backbone`` from a checkpoint folder, a ``.pdparams`` file or an exported inference model
+    folder with ``model.yaml`` (e.g. the shipped ``inference_model/mobilenet_sface``) — fine-tuning."""
+    if _is_inference_model(path):
+        from ..importers.inference_weights import read_inference_params
+
+        _check_network(path, _inference_model_config(path).network, network)
+        params = os.path.join(path, "inference.pdiparams")
+        skipped = ckpt.load_weights_into(backbone, read_inference_params(path), source=params,
+                                         allow_missing=tuple(skip), allow_unexpected=bool(skip))
+        log(f"initialised {network} from {params}" + (f" (kept fresh: {', '.join(skipped)})" if skipped else ""))
+        return
     if os.path.isdir(path):
         folder = ckpt.resolve_checkpoint(path)
         meta = ckpt.read_meta(folder)
@@ -142,6 +155,27 @@ def load_pretrained_backbone(backbone, path: str, *, network: str, skip: tuple =
     skipped = ckpt.load_weights_into(backbone, ckpt.load_state(params), source=params,
                                      allow_missing=tuple(skip), allow_unexpected=bool(skip))
     log(f"initialised {network} from {params}" + (f" (kept fresh: {', '.join(skipped)})" if skipped else ""))
+
+
+def _is_inference_model(path) -> bool:
+    from ..model_config import MODEL_CONFIG_NAME
+
+    return (bool(path) and os.path.isdir(path) and os.path.isfile(os.path.join(path, MODEL_CONFIG_NAME))
+            and not os.path.isfile(os.path.join(path, ckpt.META_FILE)))
+
+
+def _inference_model_config(path):
+    from ..model_config import load_model_config
+
+    config = load_model_config(path)
+    if config.task != "recognition":
+        raise ToolkitError(f"{path}: model.yaml task is {config.task!r}; --pretrained needs a recognition model")
+    return config
+
+
+def _check_network(path: str, saved: Optional[str], wanted: str) -> None:
+    if saved and saved != wanted:
+        raise ToolkitError(f"{path}: checkpoint is a {saved} but network is {wanted} (set --network {saved})")
 
 
 def _scaler_state(scaler) -> Optional[dict]:
