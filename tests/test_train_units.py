@@ -369,3 +369,47 @@ def test_gloo_sync_batchnorm_matches_batchnorm_in_one_process():
     plain.eval()
     synced.eval()
     np.testing.assert_allclose(synced(x).numpy(), plain(x).numpy(), atol=1e-5)
+
+
+def test_pretrained_from_exported_inference_model(tmp_path, imported_checkpoint):
+    """--pretrained also takes an exported model folder (model.yaml), e.g. inference_model/mobilenet_sface."""
+    from arcface_paddle.backbones import get_model
+    from arcface_paddle.inference.export import export_model
+    from arcface_paddle.model_config import ModelConfig
+    from arcface_paddle.training.resume import load_pretrained_backbone
+
+    folder, weights = imported_checkpoint
+    kwargs = {"embedding_size": 16, "width_mult": 0.125, "dropout": 0.0, "input_size": 32}
+    source = get_model("MobileNetV1", **kwargs)
+    source.set_state_dict(weights)
+    source.eval()
+    export_model(source, str(tmp_path / "export"), ModelConfig(task="recognition", network="MobileNetV1",
+                                                                input_size=[32, 32], embedding_size=16))
+    fresh = get_model("MobileNetV1", **kwargs)
+    load_pretrained_backbone(fresh, str(tmp_path / "export"), network="MobileNetV1", log=lambda message: None)
+    for name, value in fresh.state_dict().items():
+        np.testing.assert_array_equal(value.numpy(), weights[name], err_msg=name)
+    with pytest.raises(ToolkitError, match="checkpoint is a MobileNetV1 but network is iResNet18"):
+        load_pretrained_backbone(fresh, str(tmp_path / "export"), network="iResNet18")
+
+
+def test_trains_from_shards_with_named_validation_target(tmp_path):
+    """kind=shards reads label.txt + images/; validation target 'pairs' is found as <data.root>/pairs.bin."""
+    from arcface_paddle.data.synthetic import SyntheticFaces
+    from arcface_paddle.training.trainer import train
+
+    faces = SyntheticFaces(6, 4, seed=3, image_size=32)
+    faces.write_shards(str(tmp_path / "shards"))
+    faces.write_verification_bin(str(tmp_path / "shards" / "pairs.bin"), range(100, 110), 20)
+    config = load_config(str(pathlib.Path(__file__).parent.parent / "configs/synthetic_tiny.yaml"), overrides=[
+        "data.kind=shards", f"data.root={tmp_path / 'shards'}", "batch_size=8", "max_steps=3",
+        "validation.targets=[pairs]", f"output={tmp_path / 'out'}"])
+    result = train(config)
+    assert result.step == 3 and ckpt.read_meta(result.checkpoint)["num_classes"] == 6
+    assert result.validation["pairs"][-1]["num_pairs"] == 20 and result.validation["pairs"][-1]["step"] == 3
+    config["resume"] = None
+    with pytest.raises(ToolkitError, match="already holds checkpoints"):
+        train(config)
+    config["validation"]["targets"] = ["lfw"]
+    with pytest.raises(ToolkitError, match=r"lfw.bin: validation target not found"):
+        train(config)
