@@ -5,7 +5,7 @@
     python -m paddle.distributed.launch --nproc_per_node 2 train.py --config configs/synthetic_tiny.yaml
     python train.py --config configs/synthetic_tiny.yaml --output output/tiny --resume     # continue
     python train.py --config configs/ms1mv2_mobileface.yaml --network MobileNetV1 \
-        --pretrained inference_model/mobilenet_sface_ckpt -o pretrained_skip=[fc,features]
+        --pretrained inference_model/mobilenet_sface          # fine-tune the shipped SFace recognizer
 
 Every config key (configs/base.yaml, arcface_paddle/training/config.py) can be set with ``-o key=value``.
 """
@@ -46,7 +46,8 @@ def main(argv=None):
     from arcface_paddle.training.trainer import train
 
     result = train(config)
-    print(f"done: step {result.step}, checkpoint {result.checkpoint}")
+    if result.rank == 0:
+        print(f"done: step {result.step}, checkpoint {result.checkpoint}")
     return 0
 
 

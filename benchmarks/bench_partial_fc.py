@@ -1,7 +1,8 @@
 """PartialFC step time and memory vs a plain full softmax (CPU).
 
 Each configuration runs in a fresh process so its peak RSS is its own.  A step = forward + backward +
-SGD-momentum update of the class centres (the embeddings stand in for a backbone's output).
+SGD-momentum update of the class centres (the embeddings stand in for a backbone's output): by Paddle's
+Momentum optimizer, or for ``PartialFC sparse_update`` by ``PartialFC.step_centers`` on the sampled rows.
 
     python benchmarks/bench_partial_fc.py                      # 10k, 100k, 1M classes, batch 64, 512-d
     python benchmarks/bench_partial_fc.py --classes 10000 100000 --steps 5
@@ -17,6 +18,7 @@ import sys
 import time
 
 PEER = "full softmax"
+SPARSE = "PartialFC sparse_update"
 
 
 def run_one(classes: int, ratio: float, kind: str, batch: int, dim: int, steps: int, threads: int) -> dict:
@@ -41,9 +43,10 @@ def run_one(classes: int, ratio: float, kind: str, batch: int, dim: int, steps: 
             return margin_softmax_loss(cosine, y, margin)
         params = [weight]
     else:
-        head = PartialFC(dim, classes, sample_ratio=ratio)
+        head = PartialFC(dim, classes, sample_ratio=ratio, sparse_update=kind == SPARSE)
         loss_fn, params = head, head.parameters()
-    opt = paddle.optimizer.Momentum(0.1, momentum=0.9, weight_decay=5e-4, parameters=params)
+    opt = None if kind == SPARSE else paddle.optimizer.Momentum(0.1, momentum=0.9, weight_decay=5e-4,
+                                                                  parameters=params)
     rng = np.random.default_rng(0)
     times, cpu_times = [], []
     for step in range(steps + 1):
@@ -52,8 +55,11 @@ def run_one(classes: int, ratio: float, kind: str, batch: int, dim: int, steps: 
         start, cpu_start = time.perf_counter(), time.process_time()
         loss = loss_fn(x, y)
         loss.backward()
-        opt.step()
-        opt.clear_grad()
+        if opt is None:
+            head.step_centers(0.1, momentum=0.9, weight_decay=5e-4)
+        else:
+            opt.step()
+            opt.clear_grad()
         float(loss)
         if step >= 1:  # one warm-up step
             times.append(time.perf_counter() - start)
@@ -73,6 +79,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--full-softmax-max-classes", type=int, default=100_000,
                         help="also time the full-softmax peer up to this many classes")
+    parser.add_argument("--sparse-min-classes", type=int, default=100_000,
+                        help="also time PartialFC(sparse_update=True) from this many classes up")
     parser.add_argument("--one", nargs=3, metavar=("KIND", "CLASSES", "RATIO"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -85,6 +93,7 @@ def main() -> int:
 
     plan = [(PEER, c, 1.0) for c in args.classes if c <= args.full_softmax_max_classes]
     plan += [("PartialFC", c, args.ratio) for c in args.classes]
+    plan += [(SPARSE, c, args.ratio) for c in args.classes if c >= args.sparse_min_classes]
     results = []
     for kind, classes, ratio in tqdm(plan, desc="configs"):
         cmd = [sys.executable, __file__, "--one", kind, str(classes), str(ratio), "--batch", str(args.batch),

@@ -152,6 +152,56 @@ def test_state_dict_reshard_and_input_errors():
         PartialFC(DIM, CLASSES, sample_ratio=0.0)
 
 
+def train_centres(sample_ratio, sparse, steps=2, lr=0.5, momentum=0.9, weight_decay=0.05):
+    """Weights (and momentum) after ``steps`` updates of the centres, dense optimizer vs step_centers."""
+    embeddings, labels = problem()
+    paddle.seed(0)
+    head = PartialFC(DIM, CLASSES, sample_ratio=sample_ratio, margin_loss=MARGIN, sparse_update=sparse)
+    opt = None if sparse else paddle.optimizer.Momentum(lr, momentum=momentum, weight_decay=weight_decay,
+                                                        parameters=head.parameters())
+    before, sampled = head.weight.numpy(), []
+    for step in range(steps):
+        head(paddle.to_tensor(embeddings + step), paddle.to_tensor(labels)).backward()
+        sampled.append(head.sampled_index.numpy() if head.sampled_index is not None else np.arange(CLASSES))
+        if sparse:
+            assert head.weight.grad is None  # no dense centre gradient
+            head.step_centers(lr, momentum=momentum, weight_decay=weight_decay)
+        else:
+            opt.step()
+            opt.clear_grad()
+    momentum_state = head.momentum.numpy() if sparse else None
+    return before, head.weight.numpy(), momentum_state, sampled
+
+
+def test_sparse_update_equals_paddle_momentum_at_full_ratio():
+    _, dense, _, _ = train_centres(1.0, sparse=False)
+    _, sparse, _, _ = train_centres(1.0, sparse=True)
+    np.testing.assert_allclose(sparse, dense, rtol=1e-5, atol=1e-7)
+
+
+def test_sparse_update_leaves_unsampled_centres_and_momentum_untouched():
+    before, after, momentum, sampled = train_centres(0.3, sparse=True, steps=1)
+    untouched = np.setdiff1d(np.arange(CLASSES), sampled[0])
+    np.testing.assert_array_equal(after[untouched], before[untouched])
+    assert np.abs(momentum[untouched]).max() == 0.0
+    assert (np.abs(after[sampled[0]] - before[sampled[0]]).sum(axis=1) > 0).all()
+    # The dense optimizer moves every centre through weight decay: the difference sparse_update makes.
+    dense_before, dense_after, _, _ = train_centres(0.3, sparse=False, steps=1)
+    assert np.abs(dense_after[untouched] - dense_before[untouched]).max() > 0
+
+
+def test_sparse_update_state_and_misuse():
+    head = PartialFC(DIM, CLASSES, sparse_update=True)
+    assert sorted(head.state_dict()) == ["momentum", "weight"]
+    with pytest.raises(ToolkitError, match="without a training forward and backward"):
+        head.step_centers(0.1)
+    with pytest.raises(ToolkitError, match="needs sparse_update=True"):
+        PartialFC(DIM, CLASSES).step_centers(0.1)
+    shards = [np.ones((19, DIM), "float32"), np.full((18, DIM), 2.0, "float32")]
+    head.load_center_shards(shards, momentum_shards=shards)
+    np.testing.assert_array_equal(head.momentum.numpy(), np.concatenate(shards))
+
+
 @pytest.fixture(scope="module")
 def two_process_run(tmp_path_factory, repo_root):
     out = tmp_path_factory.mktemp("pfc_2proc")

@@ -128,6 +128,8 @@ def test_drawing_colours_labels_and_fonts():
     assert drawn[130, 150].max() == 0                            # inside untouched
     assert (drawn[40:80, 100:200] == identity_color("obama")).all(axis=2).any()    # label above the box
     assert image.max() == 0                                      # input not modified
+    with pytest.warns(UserWarning, match="no glyphs for '奥巴马'"):
+        draw_faces(image, [Face(box=face.box, score=0.9, name="奥巴马", similarity=0.8)])
     serif = os.path.join(os.path.dirname(default_font_path()), "DejaVuSerif.ttf")
     assert not np.array_equal(draw_faces(image, [face], font_path=serif), drawn)    # --font is really used
 

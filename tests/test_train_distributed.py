@@ -60,13 +60,13 @@ def _assert_same_model(folder_a, folder_b, tolerance):
 def _initial_weights(repo_root):
     from arcface_paddle.training.components import build_backbone
 
-    config = load_config(_config_path(repo_root))
+    config = load_config(_config_path(repo_root))   # the triplet config shares this backbone and seed
     paddle.seed(config["seed"])          # the trainer initialises from exactly this seed
     backbone, _ = build_backbone(config)
     return {name: value.numpy() for name, value in backbone.state_dict().items()}
 
 
-def _assert_same_updates(repo_root, folder_a, folder_b, tolerance):
+def _assert_same_updates(repo_root, folder_a, folder_b, tolerance, centres=True):
     """The weight changes since initialisation agree to ``tolerance`` (relative, whole backbone)."""
     start = _initial_weights(repo_root)
     a = ckpt.load_state(os.path.join(folder_a, ckpt.BACKBONE_FILE))
@@ -76,6 +76,8 @@ def _assert_same_updates(repo_root, folder_a, folder_b, tolerance):
     delta_b = np.concatenate([(b[k] - start[k]).ravel() for k in sorted(a)])
     assert np.linalg.norm(delta_a) > 0.1
     assert np.linalg.norm(delta_a - delta_b) <= tolerance * np.linalg.norm(delta_a)
+    if not centres:
+        return
     centres_a, centres_b = _centres(folder_a), _centres(folder_b)
     assert np.abs(centres_a - centres_b).max() <= tolerance * np.abs(centres_a).max()
 
@@ -134,3 +136,29 @@ def test_sigkill_then_resume_matches_uninterrupted(repo_root, tmp_path, referenc
     assert a.keys() == b.keys()
     for key in a:
         np.testing.assert_allclose(a[key], b[key], rtol=1e-4, atol=1e-6)
+
+
+def test_two_processes_triplet_and_center_equal_one_process(repo_root, tmp_path):
+    """Replicated losses (triplet mined over the gathered P×K batch, center loss with gradient-trained centres)
+    give the same steps on 2 processes as on 1."""
+    # SGD here: Adam divides by the root of tiny second moments, which turns float rounding into lr-sized steps.
+    options = ["max_steps=3", "log_every=1", "sync_bn=true", "center_loss_weight=0.1", "checkpoint_every_steps=0",
+               "optimizer=sgd", "lr=0.05"]
+    paddle.set_device("cpu")
+    triplet_config = str(repo_root / "configs" / "synthetic_triplet.yaml")
+    single = train(load_config(triplet_config, overrides=options + ["batch_size=16", f"output={tmp_path / 'one'}"]))
+    command = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir",
+               str(tmp_path / "log"), str(repo_root / "train.py"), "-c", triplet_config, "--output",
+               str(tmp_path / "two"), "--batch_size", "8", *sum((["-o", item] for item in options), [])]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=240, cwd=str(tmp_path))
+    log = (tmp_path / "log" / "workerlog.0").read_text()
+    assert result.returncode == 0, log[-2000:]
+    found = re.findall(r"step \d+/\d+ triplet (\S+) center (\S+)", log)
+    assert len(found) == 3
+    np.testing.assert_allclose([[float(a), float(b)] for a, b in found],
+                               [[entry["triplet"], entry["center"]] for entry in single.history], atol=2e-4)
+    two = os.path.join(str(tmp_path / "two"), "latest")
+    one = os.path.join(str(tmp_path / "one"), "latest")
+    _assert_same_updates(repo_root, two, one, tolerance=1e-3, centres=False)
+    np.testing.assert_allclose(ckpt.load_state(os.path.join(two, "center_loss.pdparams"))["centers"],
+                               ckpt.load_state(os.path.join(one, "center_loss.pdparams"))["centers"], atol=1e-5)

@@ -413,3 +413,35 @@ def test_trains_from_shards_with_named_validation_target(tmp_path):
     config["validation"]["targets"] = ["lfw"]
     with pytest.raises(ToolkitError, match=r"lfw.bin: validation target not found"):
         train(config)
+
+
+def test_diverging_loss_stops_with_clear_error(repo_root, tmp_path):
+    from arcface_paddle.training.trainer import train
+
+    config = load_config(str(repo_root / "configs/synthetic_tiny.yaml"), overrides=[
+        "lr=1.0e30", "max_steps=4", "batch_size=8", "data.synthetic.num_identities=8", f"output={tmp_path}"])
+    with pytest.raises(ToolkitError, match=r"loss became (nan|inf) at step \d \(lr .*\): training diverged"):
+        train(config)
+
+
+def test_optimizers_and_gradient_clipping():
+    from arcface_paddle.training.optim import build_optimizer, clip_grad_norm
+
+    paddle.seed(0)
+    for name in ("sgd", "adam", "adamw"):
+        layer = paddle.nn.Linear(4, 3)
+        before = layer.weight.numpy().copy()
+        optimizer = build_optimizer(name, layer.parameters(), lr=0.1, weight_decay=1e-4)
+        (layer(paddle.ones([2, 4])) ** 2).sum().backward()
+        optimizer.step()
+        assert not np.allclose(layer.weight.numpy(), before), name
+    with pytest.raises(ToolkitError, match="unknown optimizer 'rmsprop'"):
+        build_optimizer("rmsprop", layer.parameters(), lr=0.1)
+    layer.clear_gradients()
+    (layer(paddle.ones([2, 4]) * 100) ** 2).sum().backward()
+    grads = [p.grad.numpy().copy() for p in layer.parameters()]
+    norm = clip_grad_norm(layer.parameters(), 1.0)
+    assert norm == pytest.approx(float(np.sqrt(sum((g ** 2).sum() for g in grads))), rel=1e-5)
+    clipped = np.sqrt(sum((p.grad.numpy() ** 2).sum() for p in layer.parameters()))
+    assert clipped == pytest.approx(1.0, rel=1e-4)
+    np.testing.assert_allclose(layer.weight.grad.numpy(), grads[0] / norm, rtol=1e-4)   # direction kept

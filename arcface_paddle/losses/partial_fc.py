@@ -8,10 +8,12 @@ Each rank holds a contiguous shard of the class centres (:func:`shard_range`).  
 4. softmax cross entropy across ranks: the row max and the exp-sum are all-reduced, so the loss — the mean
    over the *global* batch — is identical on every rank.
 
-Only sampled centres receive gradient (the unsampled rows' gradient is exactly zero).  Gradient scale: each
-rank's embedding gradient equals the single-process gradient for its rows, so the backbone gradients must be
-*summed* over ranks to match a single-process run with the global batch (``paddle.DataParallel`` averages:
-multiply by the world size, or sum them yourself).
+Only sampled centres receive gradient (the unsampled rows' gradient is exactly zero); with
+``sparse_update=True`` only they are updated at all (:meth:`PartialFC.step_centers`, no dense gradient).
+
+Gradient scale: each rank's embedding gradient equals the single-process gradient for its rows, so the
+backbone gradients must be *summed* over ranks to match a single-process run with the global batch
+(:func:`.distributed.sum_gradients`; ``paddle.DataParallel`` averages, i.e. divides by the world size).
 
 With one process (``paddle.distributed`` not initialised) nothing is communicated; with
 ``sample_ratio=1.0`` it equals a plain full softmax with the same margin.
@@ -82,11 +84,18 @@ def reshard_rows(shards: Sequence[np.ndarray], rank: int, world_size: int, num_c
 class PartialFC(nn.Layer):
     """``PartialFC(embedding_size, num_classes, sample_ratio=1.0, margin_loss=None)``; ``forward(embeddings N×D,
     labels N) -> scalar loss``.  ``margin_loss``: a CombinedMarginLoss, a preset name or (m1, m2, m3) (default
-    ArcFace, s=64).  ``state_dict()`` holds this rank's centre shard as ``weight`` (num_local × D)."""
+    ArcFace, s=64).  ``state_dict()`` holds this rank's centre shard as ``weight`` (num_local × D).
+
+    ``sparse_update=True``: the centres leave your optimizer (``weight`` gets no gradient) and
+    :meth:`step_centers` applies momentum SGD to the sampled rows only — unsampled centres and their
+    momentum stay exactly as they are, and no dense num_local × D gradient is ever made (the cost of a
+    step then scales with the sampled centres, not all of them).  ``state_dict()`` then also holds
+    ``momentum``.
+    """
 
     def __init__(self, embedding_size: int, num_classes: int, sample_ratio: float = 1.0,
                  margin_loss: CombinedMarginLoss | str | Sequence[float] | None = None, init_std: float = 0.01,
-                 init_seed: int = 0, check_labels: bool = True):
+                 init_seed: int = 0, check_labels: bool = True, sparse_update: bool = False):
         super().__init__()
         if num_classes < 1 or embedding_size < 1:
             raise ToolkitError("PartialFC: need num_classes >= 1 and embedding_size >= 1, "
@@ -111,6 +120,11 @@ class PartialFC(nn.Layer):
                 self.weight[lo:hi] = paddle.to_tensor(
                     init_centers(self.class_start + lo, hi - lo, embedding_size, init_std, init_seed))
         self.sampled_index: paddle.Tensor | None = None  # centre rows used by the last forward (None: all)
+        self.sparse_update = sparse_update
+        self._sparse_rows = None  # (index, leaf sub-matrix) of the last training forward, for step_centers
+        if sparse_update:
+            self.weight.stop_gradient = True
+            self.register_buffer("momentum", paddle.zeros([self.num_local, embedding_size], dtype="float32"))
 
     def forward(self, embeddings: paddle.Tensor, labels: paddle.Tensor) -> paddle.Tensor:
         embeddings = embeddings.astype("float32")
@@ -130,6 +144,11 @@ class PartialFC(nn.Layer):
         if self.num_sample < self.num_local and self.training:
             self.sampled_index, local = sample_classes(local, self.num_local, self.num_sample)
             weight = paddle.gather(self.weight, self.sampled_index)
+        if self.sparse_update and self.training:
+            index = self.sampled_index if self.sampled_index is not None else paddle.arange(self.num_local)
+            weight = weight.detach().clone() if self.sampled_index is None else weight.detach()
+            weight.stop_gradient = False  # a leaf: its .grad is the sampled rows' gradient
+            self._sparse_rows = (index, weight)
         cosine = paddle.matmul(l2_normalize(embeddings), l2_normalize(weight), transpose_y=True)
         logits = self.margin_loss(paddle.clip(cosine, -1.0, 1.0), local)
         return parallel_softmax_cross_entropy(logits, local)
@@ -139,10 +158,31 @@ class PartialFC(nn.Layer):
         if low < 0 or high >= self.num_classes:
             raise ToolkitError(f"PartialFC: label {low if low < 0 else high} outside [0, {self.num_classes})")
 
-    def load_center_shards(self, shards: Sequence[np.ndarray]) -> None:
-        """Set this rank's centres from the shards of a run with any world size (in rank order) — resuming on a
-        different number of processes re-splits the classes."""
+    @paddle.no_grad()
+    def step_centers(self, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4) -> None:
+        """Momentum SGD on the centres used by the last forward (``sparse_update=True``), after ``backward``:
+        ``v = momentum·v + (g + weight_decay·w); w −= lr·v`` — Paddle's Momentum rule, on those rows only."""
+        if not self.sparse_update:
+            raise ToolkitError("PartialFC: step_centers needs sparse_update=True "
+                               "(without it, your optimizer updates the centres)")
+        if self._sparse_rows is None or self._sparse_rows[1].grad is None:
+            raise ToolkitError("PartialFC: step_centers called without a training forward and backward before it")
+        index, rows = self._sparse_rows
+        velocity = momentum * paddle.gather(self.momentum, index) + rows.grad + weight_decay * rows
+        paddle.scatter_(self.momentum, index, velocity)
+        paddle.scatter_(self.weight, index, rows - lr * velocity)
+        self._sparse_rows = None
+
+    def load_center_shards(self, shards: Sequence[np.ndarray], momentum_shards: Sequence[np.ndarray] | None = None
+                           ) -> None:
+        """Set this rank's centres (and, with ``sparse_update``, their momentum) from the shards of a run with any
+        world size (in rank order) — resuming on a different number of processes re-splits the classes."""
         self.weight.set_value(reshard_rows(shards, self.rank, self.world_size, self.num_classes, self.embedding_size))
+        if momentum_shards is not None:
+            if not self.sparse_update:
+                raise ToolkitError("PartialFC: momentum shards given but sparse_update is off")
+            self.momentum.set_value(reshard_rows(momentum_shards, self.rank, self.world_size, self.num_classes,
+                                                 self.embedding_size))
 
     def extra_repr(self) -> str:
         return (f"embedding_size={self.embedding_size}, num_classes={self.num_classes}, "

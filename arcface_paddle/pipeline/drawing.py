@@ -10,6 +10,7 @@ import colorsys
 import functools
 import hashlib
 import os
+import warnings
 from typing import Optional, Sequence
 
 import numpy as np
@@ -36,6 +37,30 @@ def load_font(path: Optional[str], size: int) -> ImageFont.FreeTypeFont:
         return ImageFont.truetype(path, size)
     except OSError:
         raise ToolkitError(f"{path}: not a readable TrueType/OpenType font") from None
+
+
+@functools.lru_cache(maxsize=8)
+def _font_codepoints(path: str) -> frozenset:
+    try:
+        from fontTools.ttLib import TTFont      # installed with matplotlib
+        with TTFont(path, fontNumber=0, lazy=True) as font:
+            return frozenset(font.getBestCmap() or {})
+    except Exception:                            # unusual font container: skip the coverage check
+        return frozenset()
+
+
+_WARNED: set = set()
+
+
+def warn_missing_glyphs(text: str, font_path: Optional[str]) -> None:
+    """Warn once per (font, name) when the font cannot draw some characters (e.g. Chinese with DejaVuSans)."""
+    path = font_path or default_font_path()
+    codepoints = _font_codepoints(path)
+    missing = sorted({char for char in text if codepoints and ord(char) not in codepoints and not char.isspace()})
+    if missing and (path, text) not in _WARNED:
+        _WARNED.add((path, text))
+        warnings.warn(f"{os.path.basename(path)} has no glyphs for {''.join(missing)!r} in {text!r}; "
+                      "pass a font that covers them (--font, e.g. a Noto Sans CJK .otf)", stacklevel=3)
 
 
 def identity_color(name: str) -> tuple[int, int, int]:
@@ -76,6 +101,7 @@ def draw_faces(image_rgb: np.ndarray, faces: Sequence, font_path: Optional[str] 
             for x, y in np.asarray(face.keypoints).reshape(-1, 2):
                 pen.ellipse([x - radius, y - radius, x + radius, y + radius], fill=color)
         text = label_for(face)
+        warn_missing_glyphs(text, font_path)
         font, (left, top, right, bottom) = _fitting_font(pen, text, font_path, face.box, canvas.size[0])
         pad = max(1, font.size // 6)
         width, height = right - left + 2 * pad, bottom - top + 2 * pad

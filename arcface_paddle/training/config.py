@@ -238,6 +238,13 @@ def _check_known(key: str, schema: dict, dotted: str, source: str) -> None:
     raise ToolkitError(f"{source}: unknown config key {dotted!r}{hint}")
 
 
+def _number(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 def _check_types(config: dict, schema: dict, prefix: str) -> None:
     for key, default in schema.items():
         value = config.get(key)
@@ -252,6 +259,8 @@ def _check_types(config: dict, schema: dict, prefix: str) -> None:
             if not isinstance(value, bool):
                 raise ToolkitError(f"config {dotted}: expected true or false, found {value!r}")
         elif isinstance(default, (int, float)):
+            if isinstance(value, str):
+                value = config[key] = _number(value)   # YAML 1.1 reads "1e-3" as text
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ToolkitError(f"config {dotted}: expected a number, found {value!r}")
             if isinstance(default, int) and dotted not in _FRACTIONAL and isinstance(value, float) \

@@ -54,6 +54,7 @@ def clip_grad_norm(parameters: Iterable, max_norm: float) -> float:
     norm = float(total.item())
     if max_norm > 0 and norm > max_norm:
         factor = max_norm / (norm + 1e-6)
-        for grad in grads:
-            grad.scale_(factor)
+        with paddle.no_grad():   # in-place on gradient leaves is refused while recording
+            for grad in grads:
+                grad.scale_(factor)
     return norm

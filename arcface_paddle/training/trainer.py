@@ -45,6 +45,7 @@ class TrainResult:
     checkpoint: Optional[str]
     history: List[dict]                      # one entry per step: step, epoch, lr and the loss terms
     validation: Dict[str, List[dict]]        # target name → [{"step", accuracy, xnorm, tar_at_far ...}]
+    rank: int = 0
 
 
 def train(config: dict) -> TrainResult:
@@ -138,6 +139,10 @@ def train(config: dict) -> TrainResult:
                 paddle.seed(_step_seed(config["seed"], state.step, rank))
                 terms = train_step(parts, optimizer, images, labels, config=config, world_size=world_size,
                                    scaler=scaler)
+                if not np.isfinite(terms["loss"]):
+                    raise ToolkitError(f"loss became {terms['loss']} at step {state.step + 1} (lr {lr:.3g}): training "
+                                       f"diverged; lower lr or set grad_clip_norm (last good checkpoint: "
+                                       f"{last_checkpoint})")
                 state.step += 1
                 state.batch_in_epoch += 1
                 history.append(dict(terms, step=state.step, epoch=state.epoch, lr=lr))
@@ -159,7 +164,7 @@ def train(config: dict) -> TrainResult:
             validate()
     finally:
         logger.close()
-    return TrainResult(config["output"], state.step, state.epoch, last_checkpoint, history, validation)
+    return TrainResult(config["output"], state.step, state.epoch, last_checkpoint, history, validation, rank)
 
 
 def train_step(parts: Components, optimizer, images, labels, *, config: dict, world_size: int,
@@ -244,7 +249,8 @@ def _evaluate(backbone, target, options: dict):
     from ..evaluation.verification import evaluate_layer
 
     return evaluate_layer(backbone, target.images, target.issame, batch_size=int(options["batch_size"]),
-                          fars=tuple(float(far) for far in options["fars"]))
+                          fars=tuple(float(far) for far in options["fars"]), progress=True,
+                          desc=f"validating {target.name}")
 
 
 def _setup_process(device: str):
