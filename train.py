@@ -35,7 +35,8 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    from arcface_paddle.training.config import FLAG_KEYS, dump_config, load_config
+    from arcface_paddle.training.config import FLAG_KEYS, load_config
+    from arcface_paddle.yaml_config import dump_config
 
     args = parse_args(argv)
     flags = {name: getattr(args, name) for name in FLAG_KEYS}

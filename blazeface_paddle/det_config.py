@@ -3,19 +3,16 @@
 Resolution order (later wins): :data:`DEFAULTS` → the YAML file (``base: other.yaml`` chains, relative to
 the file) → ``-o`` overrides (dotted keys, YAML-typed values: ``-o augment.flip_probability=0``).  Every
 key must exist in :data:`DEFAULTS`; a typo is a :class:`ToolkitError` naming close matches.  The
-override parser is the recognition trainer's (:func:`arcface_paddle.training.config.parse_override`).
+file reading and override parsing are shared with the recognition trainer (:mod:`arcface_paddle.yaml_config`).
 """
 from __future__ import annotations
 
 import copy
-import difflib
-import os
 from typing import Iterable, Optional
 
-import yaml
 
 from arcface_paddle.errors import ToolkitError
-from arcface_paddle.training.config import parse_override
+from arcface_paddle.yaml_config import check_known_key as _known, parse_override, read_yaml_chain
 
 DEFAULTS = {
     "variant": "short_range",            # short_range (128×128) | full_range (192×192)
@@ -65,52 +62,12 @@ CHOICES = {"variant": ("short_range", "full_range"), "optimizer": ("adam", "sgd"
 def load_detector_config(path: Optional[str] = None, overrides: Iterable[str] = ()) -> dict:
     config = copy.deepcopy(DEFAULTS)
     if path:
-        _merge(config, _read_yaml(path, seen=()), DEFAULTS, source=path, prefix="")
+        _merge(config, read_yaml_chain(path), DEFAULTS, source=path, prefix="")
     for item in overrides:
         key, value = parse_override(item)
         _set_dotted(config, key, value, source=f"-o {item}")
     _validate(config)
     return config
-
-
-def dump_config(config: dict) -> str:
-    return yaml.safe_dump(config, sort_keys=False)
-
-
-def _read_yaml(path: str, seen: tuple) -> dict:
-    if not os.path.isfile(path):
-        raise ToolkitError(f"{path}: config file not found")
-    if os.path.realpath(path) in seen:
-        raise ToolkitError(f"{path}: 'base:' chain loops back to itself")
-    try:
-        with open(path, "r", encoding="utf-8") as handle:
-            raw = yaml.safe_load(handle) or {}
-    except yaml.YAMLError as error:
-        raise ToolkitError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
-    if not isinstance(raw, dict):
-        raise ToolkitError(f"{path}: expected a mapping of config keys, found {type(raw).__name__}")
-    base = raw.pop("base", None)
-    if base is None:
-        return raw
-    merged = _read_yaml(os.path.join(os.path.dirname(path), base), seen + (os.path.realpath(path),))
-    _deep_update(merged, raw)
-    return merged
-
-
-def _deep_update(target: dict, update: dict) -> None:
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(target.get(key), dict):
-            _deep_update(target[key], value)
-        else:
-            target[key] = value
-
-
-def _known(key: str, schema: dict, dotted: str, source: str) -> None:
-    if key not in schema:
-        parent = dotted.rsplit(".", 1)[0] + "." if "." in dotted else ""
-        close = difflib.get_close_matches(dotted, [parent + name for name in schema], n=3, cutoff=0.6)
-        hint = f"; did you mean {' or '.join(close)}?" if close else ""
-        raise ToolkitError(f"{source}: unknown config key {dotted!r}{hint}")
 
 
 def _merge(config: dict, raw: dict, schema: dict, source: str, prefix: str) -> None:

@@ -24,7 +24,7 @@ from arcface_paddle.training import checkpoint as ckpt
 from arcface_paddle.training.lr_schedule import lr_at
 
 from .augment import DetectionAugment
-from .det_config import dump_config
+from arcface_paddle.yaml_config import dump_config
 from .det_evaluation import DetectionReport, LayerDetector, evaluate_on_annotations
 from .det_loss import LossWeights, detection_loss
 from .export import INPUT_MEAN, INPUT_STD

@@ -10,13 +10,11 @@ backbone): a typo is a :class:`ToolkitError` naming close matches, raised before
 from __future__ import annotations
 
 import copy
-import difflib
-import os
 from typing import Iterable, Mapping, Optional
 
-import yaml
 
 from ..errors import ToolkitError
+from ..yaml_config import check_known_key, parse_override, read_yaml_chain
 
 # Every key a training config may set, with its default.  configs/base.yaml documents the recipe values.
 DEFAULTS = {
@@ -102,7 +100,7 @@ def load_config(path: Optional[str] = None, *, overrides: Iterable[str] = (),
     """Resolve a full config: defaults ← YAML (with its ``base:`` chain) ← flags ← ``-o`` overrides."""
     config = copy.deepcopy(DEFAULTS)
     if path:
-        _merge(config, _read_yaml_chain(path, seen=()), source=path)
+        _merge(config, read_yaml_chain(path), source=path)
     for flag, value in (flags or {}).items():
         if value is None:
             continue
@@ -116,21 +114,6 @@ def load_config(path: Optional[str] = None, *, overrides: Iterable[str] = (),
     return config
 
 
-def parse_override(item: str) -> tuple:
-    """``"a.b=[1, 2]"`` → ``("a.b", [1, 2])`` (the value is parsed as YAML)."""
-    if "=" not in item:
-        raise ToolkitError(f"-o {item}: expected key=value")
-    key, text = item.split("=", 1)
-    key = key.strip()
-    if not key:
-        raise ToolkitError(f"-o {item}: empty key")
-    try:
-        value = yaml.safe_load(text) if text.strip() else None
-    except yaml.YAMLError:
-        value = text
-    return key, value
-
-
 def set_dotted(config: dict, key: str, value, *, source: str) -> None:
     """Set ``config["a"]["b"] = value`` for key ``a.b``, refusing keys the schema does not know."""
     parts = key.split(".")
@@ -142,13 +125,13 @@ def set_dotted(config: dict, key: str, value, *, source: str) -> None:
             schema = None
             continue
         if schema is not None:
-            _check_known(part, schema, prefix, source)
+            check_known_key(part, schema, prefix, source)
             if not isinstance(schema[part], dict):
                 raise ToolkitError(f"{source}: {prefix} is not a section (it holds a single value)")
             schema = schema[part]
         node = node.setdefault(part, {})
     if schema is not None:
-        _check_known(parts[-1], schema, key, source)
+        check_known_key(parts[-1], schema, key, source)
     node[parts[-1]] = value
 
 
@@ -177,41 +160,6 @@ def get_dotted(config: dict, key: str):
     return node
 
 
-def dump_config(config: dict) -> str:
-    return yaml.safe_dump(config, sort_keys=False)
-
-
-# ------------------------------------------------------------------------------------------ helpers
-def _read_yaml_chain(path: str, seen: tuple) -> dict:
-    real = os.path.realpath(path)
-    if real in seen:
-        raise ToolkitError(f"{path}: 'base:' chain loops back to itself")
-    if not os.path.isfile(path):
-        raise ToolkitError(f"{path}: config file not found")
-    try:
-        with open(path, "r", encoding="utf-8") as handle:
-            raw = yaml.safe_load(handle) or {}
-    except yaml.YAMLError as error:
-        raise ToolkitError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
-    if not isinstance(raw, dict):
-        raise ToolkitError(f"{path}: expected a mapping of config keys, found {type(raw).__name__}")
-    base = raw.pop("base", None)
-    if base is None:
-        return raw
-    base_path = base if os.path.isabs(base) else os.path.join(os.path.dirname(path), base)
-    merged = _read_yaml_chain(base_path, seen + (real,))
-    _deep_update(merged, raw)
-    return merged
-
-
-def _deep_update(target: dict, update: dict) -> None:
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(target.get(key), dict):
-            _deep_update(target[key], value)
-        else:
-            target[key] = value
-
-
 def _merge(config: dict, raw: dict, *, source: str, prefix: str = "") -> None:
     for key, value in raw.items():
         dotted = f"{prefix}{key}"
@@ -221,21 +169,11 @@ def _merge(config: dict, raw: dict, *, source: str, prefix: str = "") -> None:
             config[key] = dict(value or {})
             continue
         schema = get_dotted(DEFAULTS, prefix[:-1]) if prefix else DEFAULTS
-        _check_known(key, schema, dotted, source)
+        check_known_key(key, schema, dotted, source)
         if isinstance(schema[key], dict) and isinstance(value, dict):
             _merge(config[key], value, source=source, prefix=dotted + ".")
         else:
             config[key] = value
-
-
-def _check_known(key: str, schema: dict, dotted: str, source: str) -> None:
-    if key in schema:
-        return
-    parent = dotted.rsplit(".", 1)[0] + "." if "." in dotted else ""
-    candidates = [parent + name for name in schema]
-    close = difflib.get_close_matches(dotted, candidates, n=3, cutoff=0.6)
-    hint = f"; did you mean {' or '.join(close)}?" if close else ""
-    raise ToolkitError(f"{source}: unknown config key {dotted!r}{hint}")
 
 
 def _number(text: str):

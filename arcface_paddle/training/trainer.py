@@ -26,9 +26,10 @@ import paddle
 import paddle.distributed as dist
 
 from ..errors import ToolkitError
+from ..losses.distributed import sum_gradients
 from ..safe_io import atomic_write
 from .components import Components, build_components
-from .config import dump_config
+from ..yaml_config import dump_config
 from .data import build_train_data, flip_mask, load_validation_targets
 from .logger import TrainLogger
 from .lr_schedule import lr_at, schedule_from_config
@@ -198,7 +199,7 @@ def train_step(parts: Components, optimizer, images, labels, *, config: dict, wo
     else:
         backward_loss.backward()
     replicated = parts.replicated_parameters()
-    sum_gradients_over_ranks(replicated, world_size)
+    sum_gradients(replicated)
     if scaler is not None:
         scaler.unscale_(optimizer)
     if config["grad_clip_norm"] > 0:
@@ -215,23 +216,6 @@ def train_step(parts: Components, optimizer, images, labels, *, config: dict, wo
     values["loss"] = values.get("softmax", 0.0) + values.get("triplet", 0.0) + \
         float(config["center_loss_weight"]) * values.get("center", 0.0)
     return values
-
-
-def sum_gradients_over_ranks(parameters, world_size: int) -> None:
-    """All-reduce (sum) the gradients of replicated parameters in one flat buffer."""
-    if world_size <= 1:
-        return
-    grads = [p.grad for p in parameters if p.grad is not None]
-    if not grads:
-        return
-    flat = paddle.concat([g.astype("float32").reshape([-1]) for g in grads])
-    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-    offset = 0
-    with paddle.no_grad():
-        for grad in grads:
-            size = int(np.prod(grad.shape))
-            paddle.assign(flat[offset:offset + size].reshape(grad.shape).astype(grad.dtype), output=grad)
-            offset += size
 
 
 def _flip(images, mask: np.ndarray):
