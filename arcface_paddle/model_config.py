@@ -56,13 +56,18 @@ class ModelConfig:
         return {key: value for key, value in dataclasses.asdict(self).items() if value is not None}
 
 
-def params_fingerprint(params_path: str) -> str:
-    """First 16 hex digits of the params file's sha256: the model's identity for galleries."""
+def file_sha256(path: str) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks (imported weights record their source's)."""
     digest = hashlib.sha256()
-    with open(params_path, "rb") as handle:
+    with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    return digest.hexdigest()[:16]
+    return digest.hexdigest()
+
+
+def params_fingerprint(params_path: str) -> str:
+    """First 16 hex digits of the params file's sha256: the model's identity for galleries."""
+    return file_sha256(params_path)[:16]
 
 
 def save_model_config(model_dir: str, config: ModelConfig) -> str:

@@ -12,13 +12,13 @@ Weights stored as float16 (read through DEQUANTIZE ops) or int8 with scales are 
 from __future__ import annotations
 
 import collections
-import hashlib
 import os
 
 import numpy as np
 import paddle
 
 from arcface_paddle.errors import ToolkitError
+from arcface_paddle.model_config import file_sha256
 
 from .blocks import BlazeBlock
 from .model import BlazeFace
@@ -189,14 +189,6 @@ def _paddle_weight(kind: str, kernel: np.ndarray) -> np.ndarray:
     if kind == "depthwise":        # [1, H, W, C] → [C, 1, H, W]
         return kernel.transpose(3, 0, 1, 2)
     return kernel.transpose(0, 3, 1, 2)     # [O, H, W, I] → [O, I, H, W]
-
-
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def convert_tflite(tflite_path: str, variant: str) -> tuple:

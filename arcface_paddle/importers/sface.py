@@ -14,7 +14,6 @@ Colour order cannot be read from a graph.  For SFace it was measured: OpenCV's `
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 from typing import Optional
@@ -23,6 +22,7 @@ import paddle
 
 from ..backbones import BACKBONES, get_model
 from ..errors import ToolkitError
+from ..model_config import file_sha256
 from ..safe_io import atomic_write
 from .layer_mapping import assign_chain
 from .onnx_graph import OnnxChain, read_chain
@@ -55,14 +55,6 @@ class ImportedRecognizer:
     @property
     def embedding_size(self) -> int:
         return int(self.backbone_kwargs["embedding_size"])
-
-
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _mobilenet_v1_kwargs(chain: OnnxChain) -> dict:
