@@ -107,6 +107,16 @@ def test_verification_bin_bad_input(tmp_path):
     (tmp_path / "evil.bin").write_bytes(pickle.dumps(([Evil(), Evil()], [True])))
     with pytest.raises(ToolkitError, match=r"evil\.bin: unsafe or corrupt pickle"):
         load_verification_bin(tmp_path / "evil.bin")
+    # (bytes(10**13), [True]): only allowed builtins, but a 10 TB allocation
+    bomb = b"\x80\x02cbuiltins\nbytes\n\x8a\x06" + (10 ** 13).to_bytes(6, "little") + b"\x85R]\x88a\x86."
+    (tmp_path / "bomb.bin").write_bytes(bomb)
+    with pytest.raises(ToolkitError, match=r"bomb\.bin: unsafe or corrupt pickle \(refusing bytes\(<integer>\)"):
+        load_verification_bin(tmp_path / "bomb.bin")
+    # A numpy array pickle whose empty starting array is given a 2**28-element shape instead of (0,).
+    array_bomb = pickle.dumps(([np.zeros(4, np.uint8)] * 2, [True]), 2).replace(b"K\x00\x85", b"J\x00\x00\x00\x10\x85")
+    (tmp_path / "array_bomb.bin").write_bytes(array_bomb)
+    with pytest.raises(ToolkitError, match=r"array_bomb\.bin: unsafe or corrupt pickle \(refusing numpy _reconstruct"):
+        load_verification_bin(tmp_path / "array_bomb.bin")
     (tmp_path / "odd.bin").write_bytes(pickle.dumps(([b"x"] * 3, [True])))
     with pytest.raises(ToolkitError, match=r"odd\.bin: 3 images for 1 pairs"):
         load_verification_bin(tmp_path / "odd.bin")

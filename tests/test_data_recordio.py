@@ -38,6 +38,10 @@ def test_hand_built_rec_with_multi_float_label_header(tmp_path, samples):
 
     header, rest = recordio.unpack_irheader(image2, "x")
     assert header.flag == 3 and header.label == (5.0, 1.5, 2.5) and rest == samples[4][1]
+    # our writer lays out the same bytes; a single-number label always gets flag 0, as MXNet's pack does
+    assert recordio.pack_irheader(0, 7.0, 1, 0, samples[0][1]) == image1
+    assert recordio.pack_irheader(3, 7.0, 1, 0, samples[0][1]) == image1
+    assert recordio.pack_irheader(0, (5.0, 1.5, 2.5), 2, 0, samples[4][1]) == image2
     report = rec_to_bin(tmp_path / "train.rec", tmp_path / "train.idx", tmp_path / "bin", workers=1, progress=False)
     assert (report.images, report.identities, report.skipped) == (2, 2, [])
     entries = read_label_file(tmp_path / "bin" / "label.txt")
@@ -82,7 +86,8 @@ def test_truncated_record_names_byte_offset(tmp_path, samples):
     recordio.write_insightface_rec(rec, idx, samples[:2])
     offsets = [int(line.split("\t")[1]) for line in idx.read_text().splitlines()]
     rec.write_bytes(rec.read_bytes()[:offsets[2] + 100])
-    with pytest.raises(ToolkitError, match=rf"truncated record at byte offset {offsets[2]}"):
+    with pytest.raises(ToolkitError, match=rf"truncated record at byte offset {offsets[2]} "
+                                           rf"\(needs \d+ bytes, only 92 remain\)"):
         list(recordio.iter_records(rec))
 
 

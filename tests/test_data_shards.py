@@ -99,7 +99,8 @@ def test_crafted_pickle_is_refused_and_never_runs(tmp_path):
     shard = tmp_path / "bin" / "images" / "00000000.bin"
     _raw_shard(shard, b"a.jpg", pickle.dumps(_Evil(marker)))
     assert not marker.exists()
-    with pytest.raises(ToolkitError, match=r"00000000\.bin.*refusing to load global (posix|os)\.system"):
+    with pytest.raises(ToolkitError, match=r"00000000\.bin: unsafe or corrupt pickle \(refusing to load global "
+                                           r"(posix|os)\.system\)"):
         read_shard(shard)
     (tmp_path / "bin" / "label.txt").write_text("images/00000000.bin\t0\n")
     with pytest.raises(ToolkitError):
@@ -107,10 +108,41 @@ def test_crafted_pickle_is_refused_and_never_runs(tmp_path):
     assert not marker.exists()
 
 
+# bytes(10**13): only builtins, yet unpickling it would try to allocate 10 TB.
+_ALLOCATION_BOMB = b"\x80\x02c__builtin__\nbytes\n\x8a\x06" + (10 ** 13).to_bytes(6, "little") + b"\x85R."
+# _codecs.encode(_codecs.encode("ab", "latin1"), "hex_codec"): nested calls, each may grow the data.
+_NESTED_CODECS = (b"\x80\x02c_codecs\nencode\nq\x00h\x00X\x02\x00\x00\x00abX\x06\x00\x00\x00latin1\x86R"
+                  b"X\t\x00\x00\x00hex_codec\x86R.")
+
+
+@pytest.mark.parametrize("value, refused", [(_ALLOCATION_BOMB, r"bytes\(<integer>\)"),
+                                           (_NESTED_CODECS, r"_codecs\.encode with codec 'hex_codec'")],
+                         ids=["allocation_bomb", "nested_codecs"])
+def test_value_pickles_that_would_allocate_without_data_are_refused(tmp_path, value, refused):
+    shard = tmp_path / "00000003.bin"
+    _raw_shard(shard, b"a.jpg", value)
+    with pytest.raises(ToolkitError, match=r"00000003\.bin: unsafe or corrupt pickle \(refusing " + refused):
+        read_shard(shard)
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_every_pickle_protocol_of_bytes_loads(tmp_path, protocol):
+    shard = tmp_path / "x.bin"
+    image = b"\xff\xd8\x00jpeg\xe9" * 100
+    _raw_shard(shard, b"a.jpg", pickle.dumps(image, protocol=protocol))
+    assert read_shard(shard) == ("a.jpg", image)
+
+
+def test_python2_str_value_loads_as_bytes(tmp_path):
+    shard = tmp_path / "x.bin"
+    _raw_shard(shard, b"a.jpg", b"\x80\x02U\x04\xff\xd8abq\x00.")      # Python 2: pickle.dumps(str, 2)
+    assert read_shard(shard) == ("a.jpg", b"\xff\xd8ab")
+
+
 def test_non_bytes_value_is_refused(tmp_path):
     shard = tmp_path / "x.bin"
     _raw_shard(shard, b"a.jpg", pickle.dumps(["not", "bytes"]))
-    with pytest.raises(ToolkitError, match=r"x\.bin: corrupt shard \(value is list"):
+    with pytest.raises(ToolkitError, match=r"x\.bin: corrupt shard \(value is list, expected image bytes"):
         read_shard(shard)
 
 
@@ -200,3 +232,38 @@ def test_image2bin_refuses_label_entries_outside_the_folder(faces_dir, tmp_path)
     with pytest.raises(ToolkitError, match=r"labels\.txt: refusing unsafe key '\.\./faces/biden\.jpg'"):
         convert.image_to_bin(faces_dir, tmp_path / "bin", label_file=labels, workers=1, progress=False)
     assert not (tmp_path / "bin").exists()
+
+
+def test_interrupted_image2bin_leaves_no_half_shard_and_no_label_file(synthetic_tree, tmp_path, monkeypatch):
+    from arcface_paddle import safe_io
+    real_write_shard, written = convert.write_shard, []
+
+    def write_then_interrupt(path, key, image_bytes):
+        if len(written) == 3:              # the 4th shard: killed halfway through writing it
+            with safe_io.atomic_write(path) as handle:
+                handle.write(encode_record(key, image_bytes)[:50])
+                raise KeyboardInterrupt
+        real_write_shard(path, key, image_bytes)
+        written.append(path)
+
+    monkeypatch.setattr(convert, "write_shard", write_then_interrupt)
+    out = tmp_path / "bin"
+    with pytest.raises(KeyboardInterrupt):
+        convert.image_to_bin(synthetic_tree, out, workers=1, progress=False)
+    assert sorted(os.listdir(out)) == ["images"]                       # no label.txt: not a dataset
+    assert sorted(os.listdir(out / "images")) == ["00000000.bin", "00000001.bin", "00000002.bin"]
+    assert all(read_shard(path)[1] for path in written)                # the shards that exist are whole
+    monkeypatch.undo()
+    report = convert.image_to_bin(synthetic_tree, out, workers=1, progress=False, overwrite=True)
+    assert report.images == 12 and len(read_label_file(out / "label.txt")) == 12
+
+
+def test_bin2image_refuses_duplicate_keys(tmp_path):
+    # Reference-made shards may carry bare file names: people0/1.jpg and people1/1.jpg both become "1.jpg".
+    for index, data in enumerate((b"\xff\xd8first", b"\xff\xd8second")):
+        write_shard(tmp_path / "bin" / "images" / f"{index:08d}.bin", "1.jpg", data)
+    (tmp_path / "bin" / "label.txt").write_text("images/00000000.bin\t0\nimages/00000001.bin\t1\n")
+    with pytest.raises(ToolkitError, match=r"00000001\.bin: key '1\.jpg' was already restored from "
+                                           r"images/00000000\.bin \(duplicate keys"):
+        convert.bin_to_image(tmp_path / "bin", tmp_path / "out", workers=1, progress=False)
+    assert not (tmp_path / "out" / "label.txt").exists()

@@ -95,8 +95,15 @@ def _prepare_output(folder: str, overwrite: bool) -> None:
     os.makedirs(folder, exist_ok=True)
 
 
+def _usable_cores() -> int:
+    # the cores this process may run on (taskset / container limits), not every core of the machine
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def _default_workers(workers):
-    return max(1, int(workers if workers else os.cpu_count() or 1))
+    return max(1, int(workers if workers else _usable_cores()))
 
 
 # ---- image tree → shards ---------------------------------------------------------------------------
@@ -190,7 +197,7 @@ def _bin_chunk_task(args):
         source = os.path.join(bin_root, rel)
         key, data = read_shard(source)
         atomic_save_bytes(safe_output_path(out, key, source), data)
-        restored.append((key, label))
+        restored.append((rel, key, label))
         nbytes += len(data)
     return restored, nbytes
 
@@ -201,11 +208,17 @@ def bin_to_image(bin_path, image_path, workers=None, progress=True, overwrite=Fa
     bin_path, image_path = os.fspath(bin_path), os.fspath(image_path)
     entries = read_label_file(os.path.join(bin_path, LABEL_FILE))
     _prepare_output(image_path, overwrite)
-    report, restored = ConversionReport(), []
+    report, restored, shard_of_key = ConversionReport(), [], {}
     chunks = [(bin_path, image_path, c) for c in _chunks(entries)]
     for part, nbytes in _run_chunks(_bin_chunk_task, chunks, _default_workers(workers), len(entries),
                                     "bin2image", progress):
-        restored += part
+        for rel, key, label in part:
+            # Two shards with one key (the reference stored bare file names) restore to one file: say so.
+            first = shard_of_key.setdefault(key, rel)
+            if first != rel:
+                raise ToolkitError(f"{os.path.join(bin_path, rel)}: key {key!r} was already restored from {first} "
+                                   f"(duplicate keys: the second file would replace the first)")
+            restored.append((key, label))
         report.bytes_written += nbytes
     classes = os.path.join(bin_path, CLASSES_FILE)
     if os.path.isfile(classes):

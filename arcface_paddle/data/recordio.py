@@ -34,9 +34,13 @@ class IRHeader:
 
 
 def pack_irheader(flag: int, label, id: int, id2: int, payload: bytes) -> bytes:
-    """IRHeader + payload; a sequence label is stored as ``len(label)`` floats after the header."""
+    """IRHeader + payload; a sequence label is stored as ``len(label)`` floats after the header.
+
+    As in MXNet's ``recordio.pack``, ``flag`` follows from ``label``: 0 for a single number (a non-zero
+    flag there would announce labels that are not written), ``len(label)`` for a sequence.
+    """
     if isinstance(label, (int, float)):
-        return _IR.pack(0 if flag == 0 else flag, float(label), id, id2) + payload
+        return _IR.pack(0, float(label), id, id2) + payload
     labels = [float(x) for x in label]
     return _IR.pack(len(labels), 0.0, id, id2) + struct.pack(f"<{len(labels)}f", *labels) + payload
 
@@ -71,7 +75,7 @@ def read_record_at(handle, offset: int, source: str) -> tuple[bytes, int]:
         data = handle.read(length)
         if len(data) < length:
             raise ToolkitError(f"{source}: truncated record at byte offset {position} "
-                               f"(needs {length} bytes, file has {len(data)})")
+                               f"(needs {length} bytes, only {len(data)} remain)")
         pad = (-length) % 4
         if pad:
             handle.read(pad)

@@ -5,9 +5,10 @@ One file per image, ``images/%08d.bin``::
     uint32 LE key length | key (original relative file name, UTF-8) | uint32 LE value length | value
 
 where ``value = pickle.dumps(encoded_image_bytes)``.  ``label.txt`` lists ``images/00000000.bin<TAB>label``.
-The value pickle is loaded with :func:`restricted_loads` (no globals at all) and must be ``bytes``, so a
-crafted shard cannot run code.  Datasets are written shard by shard (each atomically) and ``label.txt``
-last, so an interrupted conversion never looks complete.
+The value pickle is loaded with :func:`restricted_loads` (no code, no allocation it was not given the data
+for) and must be ``bytes``, so a crafted shard can neither run code nor exhaust memory.  Datasets are
+written shard by shard (each atomically) and ``label.txt`` last, so an interrupted conversion never looks
+complete.
 """
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ from ..safe_io import atomic_save_bytes, restricted_loads
 from .label_file import CLASSES_FILE, LABEL_FILE, write_classes, write_label_file
 
 _LEN = struct.Struct("<I")
-PICKLE_PROTOCOL = 4          # what the reference writes on Python 3.8+; readable by every Python 3
+# The reference writes pickle.dumps(image, -1), protocol 5 on Python 3.8+; for bytes it is the same
+# SHORT_BINBYTES/BINBYTES8 as protocol 4, which every Python >= 3.4 reads.
+PICKLE_PROTOCOL = 4
 
 
 def shard_name(index: int) -> str:
