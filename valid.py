@@ -31,12 +31,27 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def _import_paddle_quietly():
+    """Import paddle without its warning for OMP_NUM_THREADS > 1 (meant for data-parallel training; here the
+    threads are what --threads asked for).  Anything else paddle prints still reaches stderr."""
+    import contextlib
+    import io
+
+    captured = io.StringIO()
+    with contextlib.redirect_stderr(captured):
+        import paddle  # noqa: F401
+    for line in captured.getvalue().splitlines():
+        if not line.startswith(("WARNING: OMP_NUM_THREADS set to", "PLEASE USE OMP_NUM_THREADS WISELY")):
+            print(line, file=sys.stderr)
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.threads < 1:
         from arcface_paddle.errors import ToolkitError
         raise ToolkitError(f"--threads must be >= 1, got {args.threads}")
     os.environ["OMP_NUM_THREADS"] = str(args.threads)   # eager CPU kernels read it when paddle is imported
+    _import_paddle_quietly()
     from arcface_paddle.evaluation.validate import RESULTS_JSON, validate
 
     backbone_kwargs = {"embedding_size": args.embedding_size} if args.embedding_size else {}

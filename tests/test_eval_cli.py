@@ -107,7 +107,7 @@ def test_export_cli_reproducible_and_pdparams(workspace, scripts, capsys):
     # A bare .pdparams needs --network (and the tiny options cannot be given on the CLI → shape error).
     pdparams = str(root / "train" / "latest" / "backbone.pdparams")
     status, _, err = _run(export.main, ["--pretrained_model", pdparams, "--output", str(root / "x")], capsys)
-    assert status == 2 and "network" in err and len(err.strip().splitlines()) == 1
+    assert status == 2 and "--network" in err and len(err.strip().splitlines()) == 1
     status, _, err = _run(export.main, ["--pretrained_model", pdparams, "--network", "MobileFaceNet_128",
                                         "--output", str(root / "x")], capsys)
     assert status == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
@@ -138,3 +138,30 @@ def test_valid_missing_model_and_corrupt_bin(workspace, scripts, capsys, tmp_pat
     status, _, err = _run(valid.main, ["--model", str(root / "train"), "--data_dir", str(tmp_path),
                                        "--targets", "bad", "--quiet", "--output", str(tmp_path / "o")], capsys)
     assert status == 2 and "bad.bin" in err and len(err.strip().splitlines()) == 1
+
+
+def test_valid_folder_with_program_but_no_model_yaml(workspace, scripts, capsys, tmp_path):
+    root, _ = workspace
+    valid, _ = scripts
+    (tmp_path / "inference.pdmodel").write_bytes(b"")
+    (tmp_path / "inference.pdiparams").write_bytes(b"")
+    status, _, err = _run(valid.main, ["--model", str(tmp_path), "--data_dir", str(root / "data"),
+                                       "--targets", "lfw", "--quiet"], capsys)
+    assert status == 2 and len(err.strip().splitlines()) == 1
+    assert "model.yaml: missing beside inference.pdmodel" in err
+
+
+def test_valid_subprocess_error_is_one_line_without_paddle_thread_warning(repo_root, tmp_path):
+    """A user's run: --threads 2 sets OMP_NUM_THREADS, which makes paddle print a data-parallel warning at
+    import unless valid.py filters it; an error is then the only line on stderr."""
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if key != "OMP_NUM_THREADS"}
+    (tmp_path / "lfw.bin").write_bytes(b"")     # found, so the model is what fails
+    done = subprocess.run([sys.executable, str(repo_root / "valid.py"), "--model", str(tmp_path / "nope"),
+                           "--data_dir", str(tmp_path), "--targets", "lfw", "--threads", "2"],
+                          capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"error: {tmp_path / 'nope'}: model not found (a checkpoint "
+                                                f"folder, .pdparams file or exported model)"], done.stderr

@@ -204,7 +204,7 @@ def test_checkpoint_layout_keep_last_and_load_backbone(tmp_path):
     x = paddle.randn([2, 3, 32, 32])
     net.eval()
     np.testing.assert_allclose(bare(x).numpy(), net(x).numpy(), rtol=1e-5, atol=1e-6)
-    with pytest.raises(ToolkitError, match="pass network="):
+    with pytest.raises(ToolkitError, match="does not say its network.*--network.*network="):
         ckpt.load_backbone(str(tmp_path / "latest/backbone.pdparams"))
     with pytest.raises(ToolkitError, match="shape mismatch"):
         ckpt.load_backbone(str(tmp_path / "latest"), embedding_size=8)
@@ -342,6 +342,35 @@ def test_pretrained_head_mismatch_needs_explicit_skip(tmp_path, imported_checkpo
 def test_shipped_configs_load(repo_root, name):
     config = load_config(str(repo_root / "configs" / name))
     assert config["network"] and config["batch_size"] > 0
+
+
+@pytest.mark.parametrize("name", ["base.yaml", "ms1mv2_mobileface.yaml", "ms1mv3_r50.yaml", "synthetic_tiny.yaml",
+                                  "synthetic_triplet.yaml"])
+@pytest.mark.parametrize("steps_per_epoch", [1, 7, 20])
+def test_shipped_configs_never_train_at_lr_zero(repo_root, name, steps_per_epoch):
+    config = load_config(str(repo_root / "configs" / name))
+    kw = schedule_from_config(lr=config["lr"], global_batch=config["batch_size"],
+                              reference_batch=config["lr_reference_batch"], steps_per_epoch=steps_per_epoch,
+                              num_epochs=config["num_epochs"], warmup_epochs=config["warmup_epochs"],
+                              schedule=config["lr_schedule"], decay_epochs=config["decay_epochs"],
+                              decay_rate=config["decay_rate"], min_lr=config["min_lr"])
+    values = np.array([lr_at(step, **kw) for step in range(kw["total_steps"])])
+    assert values.min() > 0
+    last_epoch = values[-steps_per_epoch:]
+    assert last_epoch.mean() > 1e-3 * kw["base_lr"]      # the reference's last epoch ran entirely at lr 0
+
+
+@pytest.mark.parametrize("override, message", [
+    ("lr=0", "config lr: must be positive"),
+    ("decay_rate=0", "config decay_rate: must be in \\(0, 1\\]"),
+    ("warmup_epochs=-1", "config warmup_epochs: must be >= 0"),
+])
+def test_config_refuses_schedules_that_train_at_lr_zero(override, message):
+    with pytest.raises(ToolkitError, match=message):
+        load_config(None, overrides=[override])
+    with pytest.raises(ToolkitError, match="config min_lr: must be in \\[0, lr\\)"):
+        load_config(None, overrides=["lr_schedule=cosine", "lr=0.1", "min_lr=0.1"])
+    load_config(None, overrides=["lr_schedule=step", "min_lr=0.5"])      # min_lr is a cosine setting only
 
 
 def test_gloo_sync_batchnorm_matches_batchnorm_in_one_process():

@@ -9,7 +9,7 @@ import os
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import ToolkitError
-from ..model_config import MODEL_CONFIG_NAME
+from ..model_config import MODEL_CONFIG_NAME, PROGRAM_NAMES
 from ..preprocessing import REC_IMAGE_SIZE
 from .report import results_table, write_results_json
 from .verification import VerificationResult, evaluate_images, layer_embed_fn
@@ -58,6 +58,10 @@ def load_embedder(model_path: str, network: Optional[str] = None, cpu_threads: i
         info = {"path": model_path, "kind": "inference", "network": config.network, "format": config.format,
                 "embedding_size": config.embedding_size, "model_id": config.model_id}
         return predictor.embed, info, predictor.input_size
+    programs = [name for name in PROGRAM_NAMES.values() if os.path.isfile(os.path.join(model_path, name))]
+    if os.path.isdir(model_path) and programs:
+        raise ToolkitError(f"{os.path.join(model_path, MODEL_CONFIG_NAME)}: missing beside {programs[0]} (it says "
+                           f"the input size and preprocessing; re-export with export_inference_model.py)")
     from ..training.checkpoint import load_backbone
 
     layer, meta = load_backbone(model_path, network=network, **backbone_kwargs)

@@ -227,7 +227,8 @@ def load_backbone(path: str, network: Optional[str] = None, **backbone_kwargs):
         meta = {}
         kwargs = dict(backbone_kwargs)
     if not network:
-        raise ToolkitError(f"{path}: cannot tell the network; pass network=... (e.g. MobileFaceNet_128)")
+        raise ToolkitError(f"{path}: a bare .pdparams does not say its network; name it (--network on the "
+                           f"command line, network= in Python, e.g. MobileFaceNet_128)")
     layer = get_model(network, **kwargs)
     load_weights_into(layer, load_state(params_path), source=params_path)
     layer.eval()

@@ -147,10 +147,29 @@ def validate(config: dict) -> None:
             raise ToolkitError(f"config {key}: must be positive, found {config[key]!r}")
     if not 0.0 < float(config["sample_ratio"]) <= 1.0:
         raise ToolkitError(f"config sample_ratio: must be in (0, 1], found {config['sample_ratio']!r}")
+    _check_schedule_values(config)
     if config["resume"] is True:
         config["resume"] = "auto"
     elif config["resume"] is False:
         config["resume"] = None
+
+
+def _check_schedule_values(config: dict) -> None:
+    """Refuse values that would make steps train at lr 0 (or below): the reference's schedule had a whole
+    last epoch at lr 0; here the schedule itself never reaches 0, so only a config can ask for it."""
+    for key in ("lr", "decay_rate", "min_lr", "warmup_epochs"):
+        if config[key] is None:
+            raise ToolkitError(f"config {key}: needs a number, found null")
+    lr, decay_rate, min_lr = float(config["lr"]), float(config["decay_rate"]), float(config["min_lr"])
+    if lr <= 0:
+        raise ToolkitError(f"config lr: must be positive, found {config['lr']!r}")
+    if config["lr_schedule"] == "step" and not 0.0 < decay_rate <= 1.0:
+        raise ToolkitError(f"config decay_rate: must be in (0, 1] (0 would train every step after the first "
+                           f"decay at lr 0), found {config['decay_rate']!r}")
+    if config["lr_schedule"] == "cosine" and not 0.0 <= min_lr < lr:
+        raise ToolkitError(f"config min_lr: must be in [0, lr) = [0, {lr:g}), found {config['min_lr']!r}")
+    if float(config["warmup_epochs"]) < 0:
+        raise ToolkitError(f"config warmup_epochs: must be >= 0, found {config['warmup_epochs']!r}")
 
 
 def get_dotted(config: dict, key: str):
