@@ -21,6 +21,8 @@ from arcface_paddle.pipeline.matching import DEFAULT_CANDIDATES, DEFAULT_REC_THR
 
 # paddle warns about a C++ build cache at import; it means nothing to someone running inference.
 warnings.filterwarnings("ignore", message="No ccache found")
+# Our own warnings (e.g. a font without glyphs for a name) read as one line, like our errors.
+warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
 
 
 def parse_args(argv=None) -> argparse.Namespace:

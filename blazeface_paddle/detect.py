@@ -1,13 +1,17 @@
 """Detect faces in photos with an exported BlazeFace: a table, optional JSON and drawn images.
 
-    python -m blazeface_paddle.detect photo.jpg [more.png ...] [--model inference_model/blazeface_full_range]
+    python -m blazeface_paddle.detect photo.jpg [more.png ... | folder/] [--model inference_model/blazeface_full_range]
         [--threshold 0.6] [--nms weighted|hard] [--tile-size 640] [--json faces.json] [--draw out_dir]
+
+With several photos a bad file does not stop the run: it is listed at the end and the exit status is 2.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import sys
+import tempfile
 
 import cv2
 import numpy as np
@@ -36,16 +40,57 @@ def draw_detections(image_rgb: np.ndarray, detections) -> np.ndarray:
     return canvas
 
 
+def expand_inputs(paths) -> list[str]:
+    """Photo paths, with each folder replaced by the images directly inside it (sorted)."""
+    from .letterbox import IMAGE_EXTENSIONS
+
+    images = []
+    for path in paths:
+        if not os.path.isdir(path):
+            images.append(path)
+            continue
+        found = sorted(os.path.join(path, name) for name in os.listdir(path)
+                       if name.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(path, name)))
+        if not found:
+            raise ToolkitError(f"{path}: no images found ({', '.join(IMAGE_EXTENSIONS)})")
+        images.extend(found)
+    return images
+
+
+def check_writable_folder(folder: str) -> None:
+    """Create ``folder`` if needed and prove it is writable, before any detection runs."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise ToolkitError(f"{folder}: output folder is not writable ({error.strerror or error})") from None
+
+
 def detect_files(images, *, model: str = DEFAULT_MODEL, threshold: float | None = None, nms: str | None = None,
-                 tile_size: int | None = None, cpu_threads: int = 2, draw_dir: str | None = None) -> dict:
-    """{image path: [Detection.as_dict(), ...]}; with ``draw_dir`` also writes ``<name>.jpg`` drawings."""
+                 tile_size: int | None = None, cpu_threads: int = 2, draw_dir: str | None = None,
+                 failed: list | None = None) -> dict:
+    """{image path: [Detection.as_dict(), ...]}; with ``draw_dir`` also writes ``<name>.jpg`` drawings.
+
+    A file that cannot be read raises ToolkitError, unless ``failed`` is a list: then ``(path, reason)``
+    is appended to it and the other files are still processed.
+    """
     from .letterbox import read_image
     from .predictor import DetectorPredictor
 
+    if draw_dir:
+        check_writable_folder(draw_dir)
     detector = DetectorPredictor(model, cpu_threads=cpu_threads, score_threshold=threshold, nms=nms)
     results = {}
     for path in tqdm(images, desc="detecting", disable=len(images) < 5):
-        image = read_image(path)
+        try:
+            image = read_image(path)
+        except ToolkitError as error:
+            if failed is None:
+                raise
+            message = str(error)
+            failed.append((path, message[len(path) + 2:] if message.startswith(path + ": ") else message))
+            continue
         faces = detector.detect(image, tile_size=tile_size)
         results[path] = [face.as_dict() for face in faces]
         if draw_dir:
@@ -59,7 +104,8 @@ def detect_files(images, *, model: str = DEFAULT_MODEL, threshold: float | None 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("images", nargs="+", help="photos (jpg/png/...; gray, RGBA and 16-bit are fine)")
+    parser.add_argument("images", nargs="+",
+                        help="photos or folders of photos (jpg/png/...; gray, RGBA and 16-bit are fine)")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="exported BlazeFace folder (default: full range)")
     parser.add_argument("--threshold", type=float, default=None, help="score threshold (default: model.yaml's)")
     parser.add_argument("--nms", choices=["weighted", "hard"], default=None, help="default: weighted (MediaPipe)")
@@ -69,8 +115,13 @@ def main() -> int:
     parser.add_argument("--json", default=None, help="write all detections to this JSON file")
     parser.add_argument("--draw", default=None, help="write drawn copies of the images into this folder")
     args = parser.parse_args()
-    results = detect_files(args.images, model=args.model, threshold=args.threshold, nms=args.nms,
-                           tile_size=args.tile_size, cpu_threads=args.threads, draw_dir=args.draw)
+    images = expand_inputs(args.images)
+    if args.json:
+        check_writable_folder(os.path.dirname(os.path.abspath(args.json)))
+    # One photo: its error is the answer.  Several: report bad files at the end and keep going.
+    failed = [] if len(images) > 1 else None
+    results = detect_files(images, model=args.model, threshold=args.threshold, nms=args.nms,
+                           tile_size=args.tile_size, cpu_threads=args.threads, draw_dir=args.draw, failed=failed)
     table = PrettyTable(["image", "faces", "best score", "boxes (x1, y1, x2, y2)"])
     for path, faces in results.items():
         boxes = "; ".join(",".join(f"{v:.0f}" for v in face["box"]) for face in faces)
@@ -80,6 +131,10 @@ def main() -> int:
         with atomic_write(args.json, "w") as handle:
             json.dump(results, handle, indent=2)
         print(f"wrote {args.json}")
+    if failed:
+        for path, reason in failed:
+            print(f"failed {path}: {reason}", file=sys.stderr)
+        raise ToolkitError(f"{len(failed)} of {len(images)} images could not be read (listed above)")
     return 0
 
 

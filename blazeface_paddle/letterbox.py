@@ -15,6 +15,7 @@ import numpy as np
 
 from arcface_paddle.errors import ToolkitError
 
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")   # what folders are scanned for
 MAX_PIXELS = 100_000_000     # 10k × 10k; bigger images are refused rather than exhausting memory
 
 
@@ -55,7 +56,10 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ToolkitError(f"{path}: image file not found")
-    data = np.fromfile(path, dtype=np.uint8)
+    try:
+        data = np.fromfile(path, dtype=np.uint8)  # works for non-ASCII paths, unlike cv2.imread
+    except OSError as error:
+        raise ToolkitError(f"{path}: cannot read ({error.strerror or error})") from None
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None:
         raise ToolkitError(f"{path}: not a readable image (corrupt or unsupported format)")

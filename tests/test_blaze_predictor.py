@@ -172,3 +172,38 @@ def test_detect_files_writes_drawings(tmp_path, faces_dir, nonfaces_dir):
     assert drawn.shape[:2] == read_image(images[0]).shape[:2]
     with pytest.raises(ToolkitError, match="not found"):
         detect_files([str(tmp_path / "missing.png")], model=str(MODELS["short_range"]))
+
+
+def test_cli_lists_bad_files_and_refuses_unwritable_outputs(tmp_path, faces_dir, monkeypatch, capsys):
+    import json
+    import shutil
+    import sys
+
+    from blazeface_paddle import detect
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(faces_dir / "biden.jpg", folder / "biden.jpg")
+    (folder / "broken.jpg").write_bytes((faces_dir / "obama.jpg").read_bytes()[:400])
+    (folder / "notes.txt").write_text("not a photo")
+    out_json = tmp_path / "faces.json"
+    monkeypatch.setattr(sys, "argv", ["detect", str(folder), "--model", str(MODELS["short_range"]),
+                                      "--json", str(out_json), "--draw", str(tmp_path / "drawn")])
+    with pytest.raises(ToolkitError, match="1 of 2 images could not be read"):
+        detect.main()
+    err = capsys.readouterr().err
+    assert f"failed {folder / 'broken.jpg'}: not a readable image" in err
+    # the good photo was still processed, drawn and written
+    assert [len(faces) for faces in json.loads(out_json.read_text()).values()] == [1]
+    assert (tmp_path / "drawn" / "biden.jpg").is_file()
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    for flag, target in (("--json", blocker / "x.json"), ("--draw", blocker / "drawn")):
+        monkeypatch.setattr(sys, "argv", ["detect", str(faces_dir / "biden.jpg"), flag, str(target)])
+        with pytest.raises(ToolkitError, match="output folder is not writable"):
+            detect.main()
+    monkeypatch.setattr(sys, "argv", ["detect", str(tmp_path / "drawn" / "nothing_here")])
+    (tmp_path / "drawn" / "nothing_here").mkdir()
+    with pytest.raises(ToolkitError, match="no images found"):
+        detect.main()

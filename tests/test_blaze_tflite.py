@@ -38,12 +38,14 @@ def run_litert(variant: str, nhwc: np.ndarray) -> tuple:
 
 
 def inputs_for(variant: str, faces_dir) -> np.ndarray:
-    """A real letterboxed photo and a random tensor, NHWC float32 in [-1, 1]."""
+    """obama.jpg first, then every other real photo (portraits and non-faces) letterboxed, then a random
+    tensor: NHWC float32 in [-1, 1]."""
     size = 128 if variant == "short_range" else 192
-    canvas, _ = letterbox(read_image(faces_dir / "obama.jpg"), size)
-    photo = canvas.astype(np.float32) / 127.5 - 1.0
+    photos = [faces_dir / "obama.jpg"] + sorted(path for folder in (faces_dir, faces_dir.parent / "nonfaces")
+                                                for path in folder.iterdir() if path.name != "obama.jpg")
+    canvases = [letterbox(read_image(path), size)[0].astype(np.float32) / 127.5 - 1.0 for path in photos]
     noise = np.random.default_rng(0).uniform(-1, 1, (size, size, 3)).astype(np.float32)
-    return np.stack([photo, noise])
+    return np.stack(canvases + [noise])
 
 
 @pytest.mark.parametrize("variant", VARIANT_NAMES)

@@ -52,6 +52,18 @@ def test_corrupt_image_gives_one_line_error_and_no_output(repo_root, tmp_path):
     assert not (tmp_path / "out").exists() or os.listdir(tmp_path / "out") == []
 
 
+def test_unopenable_video_gives_exactly_one_line(repo_root, tmp_path):
+    """FFmpeg's own complaint ("moov atom not found") must not appear beside our error."""
+    video = tmp_path / "broken.mp4"
+    video.write_bytes(b"\x00" * 1000)
+    env = {key: value for key, value in os.environ.items() if key != "OPENCV_FFMPEG_LOGLEVEL"}
+    done = subprocess.run([sys.executable, str(repo_root / "test_recognition.py"), "--det", "--input", str(video),
+                           "--output", str(tmp_path / "out")], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines == [f"error: {video}: cannot open video (corrupt or unsupported codec)"]
+
+
 def test_bad_inputs_are_user_errors(recognition_cli, repo_root, tmp_path):
     index = str(repo_root / "demo" / "index.bin")
     query = str(repo_root / "demo" / "query" / "obama2.jpg")
@@ -74,6 +86,7 @@ def test_bad_inputs_are_user_errors(recognition_cli, repo_root, tmp_path):
         (["--input", str(tmp_path / "missing.jpg"), "--index", index], "not found"),
         (["--build_index", str(tmp_path / "i.bin"), "--img_dir", str(empty)], "no images found"),
         (["--input", query, "--font", str(blocker)], "not a readable TrueType"),
+        (["--input", query, "--index", index, "--cdd_num", "0"], "cdd_num .* must be >= 1"),
     ]
     for argv, message in cases:
         with pytest.raises(ToolkitError, match=message):
@@ -88,6 +101,17 @@ def test_compare_tool(repo_root, faces_dir, tmp_path, capsys):
     assert "same person" in printed and (tmp_path / "pair.png").is_file()
     with pytest.raises(ToolkitError, match="missing.jpg: image file not found"):
         compare_cli.main([str(faces_dir / "obama.jpg"), str(tmp_path / "missing.jpg")])
+
+
+def test_compare_refuses_a_show_file_that_is_not_an_image(repo_root, faces_dir, tmp_path):
+    cmd = [sys.executable, str(repo_root / "tools" / "compare.py"), str(faces_dir / "obama.jpg"),
+           str(faces_dir / "biden.jpg"), "--show", str(tmp_path / "pair.xyz")]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    from arcface_paddle.pipeline.media_io import IMAGE_EXTENSIONS
+    assert result.stderr.strip() == (f"error: {tmp_path / 'pair.xyz'}: the side-by-side picture needs an image "
+                                     f"file name ({', '.join(IMAGE_EXTENSIONS)})")
+    assert result.stdout == "" and not list(tmp_path.iterdir())
 
 
 def test_align_dataset_parallel_resumable_with_report(repo_root, faces_dir, nonfaces_dir, tmp_path):
@@ -130,6 +154,8 @@ def test_drawing_colours_labels_and_fonts():
     assert image.max() == 0                                      # input not modified
     with pytest.warns(UserWarning, match="no glyphs for '奥巴马'"):
         draw_faces(image, [Face(box=face.box, score=0.9, name="奥巴马", similarity=0.8)])
+    with pytest.warns(UserWarning, match="no glyphs for '中文名'"):     # in reading order, not code-point order
+        draw_faces(image, [Face(box=face.box, score=0.9, name="中文名", similarity=0.8)])
     serif = os.path.join(os.path.dirname(default_font_path()), "DejaVuSerif.ttf")
     assert not np.array_equal(draw_faces(image, [face], font_path=serif), drawn)    # --font is really used
 

@@ -48,8 +48,8 @@ def test_corrupt_truncated_and_foreign_files(tmp_path, small_index):
     garbage.write_bytes(np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes())
     empty = tmp_path / "empty.bin"
     empty.write_bytes(b"")
-    for path in (truncated, garbage, empty):
-        with pytest.raises(ToolkitError, match=f"{path.name}: corrupt or truncated"):
+    for path, detail in ((truncated, "BadZipFile"), (garbage, "not a NumPy .npz archive"), (empty, "empty file")):
+        with pytest.raises(ToolkitError, match=f"{path.name}: corrupt or truncated index \\({detail}"):
             load_index(str(path))
     foreign = tmp_path / "foreign.bin"
     np.savez(open(foreign, "wb"), weights=np.zeros(3))

@@ -231,6 +231,8 @@ def test_wrong_network_and_bad_files_are_refused(tiny, tmp_path):
         import_onnx_recognizer(path, network="MobileFaceNet_128")
     with pytest.raises(ToolkitError, match="unknown backbone"):
         import_onnx_recognizer(path, network="NoSuchNet")
+    with pytest.raises(ToolkitError, match="tiny.onnx: network 'BlazeFace_full_range' .* from MediaPipe's .tflite"):
+        import_onnx_recognizer(path, network="BlazeFace_full_range")
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"\x00not an onnx file" * 10)
     with pytest.raises(ToolkitError, match="not a readable ONNX model"):

@@ -87,6 +87,9 @@ def import_onnx_recognizer(path: str, network: str = "MobileNetV1",
     one; unknown files default to RGB).  A graph that does not match ``network`` raises ToolkitError.
     """
     path = os.fspath(path)
+    if network.lower().startswith("blazeface"):
+        raise ToolkitError(f"{path}: network {network!r} cannot be imported from ONNX; supported: "
+                           f"{', '.join(ONNX_NETWORKS)} (BlazeFace detectors import from MediaPipe's .tflite files)")
     BACKBONES.get(network)  # unknown names → ToolkitError listing the registry
     if network not in KWARGS_FROM_GRAPH:
         raise ToolkitError(f"{path}: network {network!r} cannot be imported from ONNX; "

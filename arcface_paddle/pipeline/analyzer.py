@@ -91,6 +91,8 @@ class FaceAnalyzer:
                  rec: bool = True, font: Optional[str] = None, search_backend: str = "numpy"):
         if not (det or rec):
             raise ToolkitError("nothing to do: enable detection (--det), recognition (--rec) or both")
+        if int(cdd_num) < 1:
+            raise ToolkitError(f"cdd_num (gallery candidates that vote) must be >= 1, got {cdd_num}")
         self.rec_thresh = float(rec_thresh)
         self.cdd_num = int(cdd_num)
         self.align = bool(align)

@@ -6,9 +6,10 @@ from typing import Optional
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..errors import ToolkitError
 from .analyzer import CompareResult, FaceAnalyzer
 from .drawing import load_font
-from .media_io import read_image, write_image
+from .media_io import IMAGE_EXTENSIONS, is_image_path, read_image, write_image
 
 PANEL = 224          # each aligned crop is shown at this size
 CAPTION = 56
@@ -37,6 +38,9 @@ def compare_images(image1: str, image2: str, show: Optional[str] = None, thresho
                    analyzer: Optional[FaceAnalyzer] = None, font: Optional[str] = None,
                    **analyzer_kwargs) -> CompareResult:
     """Compare the largest face of two image files; ``show`` writes the side-by-side picture."""
+    if show and not is_image_path(show):     # refused before any work, not after the comparison
+        raise ToolkitError(f"{show}: the side-by-side picture needs an image file name "
+                           f"({', '.join(IMAGE_EXTENSIONS)})")
     if analyzer is None:
         for path in (image1, image2):     # a wrong path fails before the models load
             read_image(path)

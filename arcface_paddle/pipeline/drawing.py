@@ -56,7 +56,9 @@ def warn_missing_glyphs(text: str, font_path: Optional[str]) -> None:
     """Warn once per (font, name) when the font cannot draw some characters (e.g. Chinese with DejaVuSans)."""
     path = font_path or default_font_path()
     codepoints = _font_codepoints(path)
-    missing = sorted({char for char in text if codepoints and ord(char) not in codepoints and not char.isspace()})
+    # in order of appearance, each once ("中文名", not the code-point order "中名文")
+    missing = list(dict.fromkeys(char for char in text
+                                 if codepoints and ord(char) not in codepoints and not char.isspace()))
     if missing and (path, text) not in _WARNED:
         _WARNED.add((path, text))
         warnings.warn(f"{os.path.basename(path)} has no glyphs for {''.join(missing)!r} in {text!r}; "

@@ -33,6 +33,7 @@ from ..safe_io import atomic_save_bytes, restricted_loads
 MAGIC = "arcface_paddle.gallery"
 FORMAT_VERSION = 1
 SEARCH_CHUNK_ROWS = 65536
+ZIP_MAGIC = b"PK\x03\x04"          # every .npz starts with a zip local-file header
 _FIELDS = ("magic", "format_version", "names", "features", "embedding_size", "model_id")
 
 
@@ -151,10 +152,13 @@ def load_index(path: str, expected_model_id: Optional[str] = None, model_dir: st
     if not os.path.isfile(path):
         raise ToolkitError(f"{path}: index file not found")
     with open(path, "rb") as handle:
-        head = handle.read(2)
+        head = handle.read(len(ZIP_MAGIC))
     if head[:1] == b"\x80":
         raise ToolkitError(f"{path}: this is a reference-toolkit (pickled) index; convert it once with "
                            f"test_recognition.py --import_index {path} --build_index NEW_INDEX")
+    if head != ZIP_MAGIC:
+        what = "empty file" if not head else "not a NumPy .npz archive"
+        raise ToolkitError(f"{path}: corrupt or truncated index ({what})")
     try:
         with np.load(path, allow_pickle=False) as archive:
             missing = [field for field in _FIELDS if field not in archive.files]

@@ -14,10 +14,14 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from blazeface_paddle.letterbox import IMAGE_EXTENSIONS, as_rgb_uint8, read_image  # noqa: F401  (one image intake)
+
 from ..errors import ToolkitError
 from ..safe_io import atomic_save_bytes, atomic_write
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+# FFmpeg (inside OpenCV) prints its own complaints about a broken file ("moov atom not found") to stderr,
+# next to our one-line error; OpenCV reads this level when it first opens a video. -8 = AV_LOG_QUIET.
+FFMPEG_LOG_LEVEL_ENV, FFMPEG_QUIET = "OPENCV_FFMPEG_LOGLEVEL", "-8"
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv")
 _FOURCC = {".mp4": "mp4v", ".avi": "MJPG", ".mov": "mp4v", ".mkv": "MJPG"}
 
@@ -30,33 +34,11 @@ def is_video_path(path: str) -> bool:
     return path.lower().endswith(VIDEO_EXTENSIONS)
 
 
-def read_image(path: str) -> np.ndarray:
-    """Decode an image file to H×W×3 uint8 RGB (grey and alpha handled); ToolkitError if it cannot be read."""
-    if not os.path.isfile(path):
-        raise ToolkitError(f"{path}: image file not found")
-    try:
-        data = np.fromfile(path, dtype=np.uint8)  # works for non-ASCII paths, unlike cv2.imread
-    except OSError as error:
-        raise ToolkitError(f"{path}: cannot read ({error.strerror})") from None
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if image is None:
-        raise ToolkitError(f"{path}: not a readable image (corrupt or unsupported format)")
-    return to_rgb_uint8(image, source=path)
-
-
 def to_rgb_uint8(image: np.ndarray, source: str = "image") -> np.ndarray:
-    """OpenCV-decoded array (grey, BGR or BGRA, 8 or 16 bit) → H×W×3 uint8 RGB."""
-    if image.dtype == np.uint16:
-        image = (image >> 8).astype(np.uint8)
-    if image.dtype != np.uint8:
-        raise ToolkitError(f"{source}: unsupported pixel type {image.dtype}")
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-    if image.shape[2] == 3:
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    raise ToolkitError(f"{source}: unsupported number of channels {image.shape[2]}")
+    """OpenCV-decoded array (grey, BGR or BGRA, 8 or 16 bit) → H×W×3 uint8 RGB (the detector's intake rules)."""
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = image[:, :, [2, 1, 0, 3]]
+    return as_rgb_uint8(image, source=source, assume_bgr=image.ndim == 3 and image.shape[2] == 3)
 
 
 def write_image(path: str, image_rgb: np.ndarray) -> None:
@@ -106,6 +88,7 @@ class VideoReader:
         if not os.path.isfile(path):
             raise ToolkitError(f"{path}: video file not found")
         self.path = path
+        os.environ.setdefault(FFMPEG_LOG_LEVEL_ENV, FFMPEG_QUIET)
         self._capture = cv2.VideoCapture(path)
         if not self._capture.isOpened():
             raise ToolkitError(f"{path}: cannot open video (corrupt or unsupported codec)")
