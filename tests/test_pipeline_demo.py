@@ -2,6 +2,7 @@
 import json
 import os
 import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -105,6 +106,36 @@ def test_detection_only_and_recognition_only_modes(analyzer, repo_root, faces_di
     recognizer_only = FaceAnalyzer(det=False, index=analyzer.index)
     whole = recognizer_only.analyze(crop)
     assert len(whole) == 1 and whole[0].name == "obama" and whole[0].box == (0.0, 0.0, 112.0, 112.0)
+
+
+def test_gallery_records_how_faces_were_cropped(analyzer, faces_dir, repo_root, tmp_path):
+    label = tmp_path / "labels.txt"
+    label.write_text(f"{faces_dir / 'biden.jpg'}\tbiden\n", encoding="utf-8")
+    output = tmp_path / "index.bin"
+    assert analyzer.build_index(label_file=str(label), output=str(output), progress=False).index.crop_mode == "aligned"
+    before = output.read_bytes()
+    analyzer.align = False
+    try:
+        assert analyzer.crop_mode == "box"
+        # One gallery holds one kind of crop: appending box crops to aligned ones is refused, the file kept.
+        with pytest.raises(ToolkitError, match=r"index\.bin: gallery holds 'aligned' face crops, but these would "
+                                               r"be 'box' \(--no-align\)"):
+            analyzer.build_index(label_file=str(label), output=str(output), append=True, progress=False)
+        assert output.read_bytes() == before
+        # Querying an aligned gallery with box crops works but says why scores will be low.
+        with pytest.warns(UserWarning, match=r"gallery holds 'aligned' face crops but queries are cut 'box'"):
+            analyzer.set_index(str(output))
+    finally:
+        analyzer.align = True
+    box_gallery = GalleryIndex(["biden"], np.ones((1, 128)), model_id=analyzer.model_id, crop_mode="box")
+    box_gallery.save(str(tmp_path / "box.bin"))
+    assert load_index(str(tmp_path / "box.bin")).crop_mode == "box"
+    with pytest.warns(UserWarning, match="queries are cut 'aligned'"):
+        analyzer.set_index(str(tmp_path / "box.bin"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # whole-image queries are the caller's own crops: no warning
+        FaceAnalyzer(det=False, index=str(tmp_path / "box.bin"))
+    analyzer.set_index(str(repo_root / "demo" / "index.bin"))     # the module's analyzer serves later tests
 
 
 def test_other_model_gallery_is_refused(analyzer, tmp_path):

@@ -25,10 +25,20 @@ def test_round_trip_without_pickle(tmp_path, small_index):
         assert archive["features"].dtype == np.float32
     loaded = load_index(str(path), expected_model_id="abc123")
     assert loaded.names == small_index.names
-    assert loaded.model_id == "abc123" and loaded.embedding_size == 16
+    assert loaded.model_id == "abc123" and loaded.embedding_size == 16 and loaded.crop_mode == "aligned"
     np.testing.assert_allclose(np.linalg.norm(loaded.features, axis=1), 1.0, atol=1e-6)
     np.testing.assert_array_equal(loaded.features, small_index.features)
     assert not [name for name in os.listdir(tmp_path) if name != "index.bin"]   # no temp file left
+
+
+def test_index_written_before_crop_mode_existed_reads_as_aligned(tmp_path, small_index):
+    path = tmp_path / "old.bin"
+    np.savez(open(path, "wb"), magic=np.array("arcface_paddle.gallery"), format_version=np.array(1, np.int64),
+             names=np.asarray(small_index.names), features=small_index.features,
+             embedding_size=np.array(16, np.int64), model_id=np.array("abc123"))
+    assert load_index(str(path)).crop_mode == "aligned"
+    with pytest.raises(ToolkitError, match="unknown crop_mode 'tilted'"):
+        GalleryIndex(["a"], np.ones((1, 4)), model_id="m", crop_mode="tilted")
 
 
 def test_other_model_is_refused_naming_both_ids(tmp_path, small_index):

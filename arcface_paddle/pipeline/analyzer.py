@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from typing import Optional, Sequence, Union
 
 import cv2
@@ -96,6 +97,7 @@ class FaceAnalyzer:
         self.rec_thresh = float(rec_thresh)
         self.cdd_num = int(cdd_num)
         self.align = bool(align)
+        self.uses_detector = bool(det)
         self.font = font
         if font:
             load_font(font, 12)       # an unreadable font fails now, not after the first image is processed
@@ -135,6 +137,13 @@ class FaceAnalyzer:
         return str(self.rec_config.model_id)
 
     @property
+    def crop_mode(self) -> str:
+        """How faces are cut out for the recognizer (recorded in a gallery built with this analyzer)."""
+        if not self.uses_detector:
+            return "image"
+        return "aligned" if self.align else "box"
+
+    @property
     def crop_size(self) -> tuple[int, int]:
         height, width = self.rec_config.input_size
         return int(height), int(width)
@@ -149,15 +158,21 @@ class FaceAnalyzer:
             self.index = load_index(os.fspath(index), expected_model_id=self.model_id, model_dir=self.rec_model_dir)
         if len(self.index) == 0:
             raise ToolkitError(f"{self.index.source}: the gallery is empty; build it with --build_index")
+        # Whole-image queries are crops the caller made (usually aligned ones): nothing to compare them with.
+        if self.uses_detector and self.index.crop_mode != self.crop_mode:
+            warnings.warn(f"{self.index.source}: gallery holds {self.index.crop_mode!r} face crops but queries are "
+                          f"cut {self.crop_mode!r}; similarities will be lower than they should "
+                          f"(use the same --no-align setting for both)", stacklevel=2)
 
     # ---- the pipeline -------------------------------------------------------------------------------------
     def detect(self, image_rgb: np.ndarray) -> list[Face]:
         if self.detector is None:
             height, width = image_rgb.shape[:2]
             return [Face(box=(0.0, 0.0, float(width), float(height)), score=1.0)]
-        return [Face(box=tuple(float(v) for v in det.box), score=float(det.score),
-                     keypoints=None if det.keypoints is None else np.asarray(det.keypoints, np.float32))
-                for det in self.detector.detect(image_rgb)]
+        faces = [Face(box=tuple(float(v) for v in det.box), score=float(det.score),
+                      keypoints=None if det.keypoints is None else np.asarray(det.keypoints, np.float32))
+                 for det in self.detector.detect(image_rgb)]
+        return sorted(faces, key=lambda face: (face.box[0], face.box[1]))     # left to right, as people read
 
     def crop(self, image_rgb: np.ndarray, face: Face) -> np.ndarray:
         """The recognizer's input for one face: aligned by keypoints, else a square box crop."""
@@ -176,7 +191,8 @@ class FaceAnalyzer:
         return self.recognizer.embed(np.stack(crops), normalize=True)
 
     def analyze(self, image: ImageLike) -> list[Face]:
-        """Every face in the image with its box, keypoints and (when recognition is on) name and similarity."""
+        """Every face in the image (left to right) with its box, keypoints and, when recognition is on, name and
+        similarity."""
         image_rgb, _ = _as_image(image)
         faces = self.detect(image_rgb)
         if self.recognizer is None or not faces:

@@ -8,8 +8,12 @@ The file is a NumPy ``.npz`` archive read with ``allow_pickle=False`` holding
     features         N×D float32, every row L2-normalised
     embedding_size   D
     model_id         the recognizer's ``model_id`` from its model.yaml
+    crop_mode        how faces were cut out before embedding: "aligned" (keypoint alignment), "box" (the
+                     detection box, ``--no-align``) or "image" (whole image, no detector); optional in files
+                     written before it existed, which were all "aligned"
 
-so a gallery built with one recognizer is refused by another (their embeddings are not comparable).
+so a gallery built with one recognizer is refused by another (their embeddings are not comparable), and
+one built from other crops than the queries can be told apart (similarities would be lower).
 A reference-toolkit ``index.bin`` (a pickled dict ``{"label": [...], "feature": array}``) is imported
 through the restricted unpickler by :func:`import_reference_index`; nothing here calls ``pickle.load``.
 
@@ -35,6 +39,8 @@ FORMAT_VERSION = 1
 SEARCH_CHUNK_ROWS = 65536
 ZIP_MAGIC = b"PK\x03\x04"          # every .npz starts with a zip local-file header
 _FIELDS = ("magic", "format_version", "names", "features", "embedding_size", "model_id")
+CROP_MODES = ("aligned", "box", "image")
+DEFAULT_CROP_MODE = "aligned"
 
 
 def l2_normalize(features: np.ndarray) -> np.ndarray:
@@ -55,7 +61,9 @@ class GalleryIndex:
     """Names + normalised features of known faces, tied to one recognizer ``model_id``."""
 
     def __init__(self, names: Sequence[str], features: np.ndarray, model_id: str, source: str = "<memory>",
-                 normalize: bool = True):
+                 normalize: bool = True, crop_mode: str = DEFAULT_CROP_MODE):
+        if crop_mode not in CROP_MODES:
+            raise ToolkitError(f"{source}: unknown crop_mode {crop_mode!r} (expected one of {', '.join(CROP_MODES)})")
         features = np.asarray(features, dtype=np.float32)
         if features.ndim != 2 or len(names) != len(features):
             raise ToolkitError(f"{source}: {len(names)} names but features of shape {features.shape}")
@@ -64,12 +72,13 @@ class GalleryIndex:
         self._names = names if isinstance(names, np.ndarray) else [str(name) for name in names]
         self.features = l2_normalize(features) if normalize and len(features) else features
         self.model_id = str(model_id)
+        self.crop_mode = crop_mode
         self.source = source
         self._faiss_index = None
 
     @classmethod
-    def empty(cls, embedding_size: int, model_id: str) -> "GalleryIndex":
-        return cls([], np.zeros((0, embedding_size), np.float32), model_id)
+    def empty(cls, embedding_size: int, model_id: str, crop_mode: str = DEFAULT_CROP_MODE) -> "GalleryIndex":
+        return cls([], np.zeros((0, embedding_size), np.float32), model_id, crop_mode=crop_mode)
 
     def __len__(self) -> int:
         return len(self._names)
@@ -142,7 +151,8 @@ class GalleryIndex:
         names = np.asarray(self._names, dtype=np.str_) if len(self) else np.zeros((0,), dtype="<U1")
         np.savez(buffer, magic=np.array(MAGIC), format_version=np.array(FORMAT_VERSION, np.int64),
                  names=names, features=np.ascontiguousarray(self.features, dtype=np.float32),
-                 embedding_size=np.array(self.features.shape[1], np.int64), model_id=np.array(self.model_id))
+                 embedding_size=np.array(self.features.shape[1], np.int64), model_id=np.array(self.model_id),
+                 crop_mode=np.array(self.crop_mode))
         atomic_save_bytes(path, buffer.getvalue())
         self.source = path
 
@@ -165,6 +175,7 @@ def load_index(path: str, expected_model_id: Optional[str] = None, model_dir: st
             if missing:
                 raise ToolkitError(f"{path}: not an arcface_paddle gallery (missing {', '.join(missing)})")
             fields = {field: archive[field] for field in _FIELDS}
+            crop_mode = str(archive["crop_mode"]) if "crop_mode" in archive.files else DEFAULT_CROP_MODE
     except ToolkitError:
         raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as error:
@@ -185,7 +196,8 @@ def load_index(path: str, expected_model_id: Optional[str] = None, model_dir: st
     if len(features) and not np.isfinite(features.sum()):
         raise ToolkitError(f"{path}: corrupt gallery (non-finite feature values)")
     # Rows were normalised when saved; re-normalising a million rows would only cost load time.
-    index = GalleryIndex(names, features, str(fields["model_id"]), source=path, normalize=False)
+    index = GalleryIndex(names, features, str(fields["model_id"]), source=path, normalize=False,
+                         crop_mode=crop_mode)
     if expected_model_id is not None:
         index.check_model(expected_model_id, model_dir)
     return index

@@ -14,6 +14,10 @@ from tqdm import tqdm
 
 from ..errors import ToolkitError
 from .gallery import GalleryIndex, load_index
+
+# How each crop mode is asked for on the command line (for messages).
+CROP_MODE_FLAGS = {"aligned": "detection + alignment, the default", "box": "--no-align",
+                   "image": "--rec without --det: the whole image"}
 from .media_io import check_output_dir, is_image_path
 
 
@@ -78,8 +82,12 @@ def build_gallery(analyzer, img_dir: Optional[str] = None, label_file: Optional[
         check_output_dir(os.path.dirname(os.path.abspath(output)))
     if append and output and os.path.exists(output):
         index = load_index(output, expected_model_id=analyzer.model_id, model_dir=analyzer.rec_model_dir)
+        if index.crop_mode != analyzer.crop_mode:
+            raise ToolkitError(f"{output}: gallery holds {index.crop_mode!r} face crops, but these would be "
+                               f"{analyzer.crop_mode!r} ({CROP_MODE_FLAGS[analyzer.crop_mode]}); one gallery must "
+                               f"use one kind, so rebuild it or match the flags it was built with")
     else:
-        index = GalleryIndex.empty(analyzer.rec_config.embedding_size or 0, analyzer.model_id)
+        index = GalleryIndex.empty(analyzer.rec_config.embedding_size or 0, analyzer.model_id, analyzer.crop_mode)
     names, embeddings, skipped = [], [], []
     for path, name in tqdm(items, desc="building index", unit="img", disable=not progress):
         try:
