@@ -125,14 +125,31 @@ def test_chunked_search_matches_brute_force():
         GalleryIndex.empty(32, "m").search(queries)
 
 
-def test_faiss_backend_agrees_or_explains(small_index):
-    query = small_index.features[2:3] + 0.01
-    if faiss_available():
-        np.testing.assert_array_equal(small_index.search(query, 3, backend="faiss")[1],
-                                      small_index.search(query, 3)[1])
-    else:
-        with pytest.raises(ToolkitError, match="faiss-cpu"):
-            small_index.search(query, 3, backend="faiss")
+def test_faiss_backend_agrees_with_exact_search(small_index):
+    pytest.importorskip("faiss", reason="faiss-cpu is in the test extras")
+    rng = np.random.default_rng(3)
+    gallery = GalleryIndex([f"p{i}" for i in range(500)], rng.standard_normal((500, 16)), model_id="m")
+    queries = gallery.features[[2, 77, 400]] + 0.05 * rng.standard_normal((3, 16)).astype(np.float32)
+    exact_scores, exact_rows = gallery.search(queries, 5)
+    faiss_scores, faiss_rows = gallery.search(queries, 5, backend="faiss")
+    np.testing.assert_array_equal(faiss_rows, exact_rows)
+    np.testing.assert_allclose(faiss_scores, exact_scores, atol=1e-5)
+    assert list(faiss_rows[:, 0]) == [2, 77, 400]
+
+
+def test_faiss_backend_without_faiss_names_the_extra(small_index, monkeypatch):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_faiss(name, *args, **kwargs):
+        if name == "faiss":
+            raise ImportError("No module named 'faiss'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_faiss)
+    assert not faiss_available()
+    with pytest.raises(ToolkitError, match="pip install faiss-cpu"):
+        small_index.search(small_index.features[:1], 3, backend="faiss")
 
 
 def test_append_keeps_old_rows(tmp_path, small_index):
