@@ -93,13 +93,13 @@ def print_results(report) -> None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from arcface_paddle.pipeline.analyzer import FaceAnalyzer
-    from arcface_paddle.pipeline.media_io import check_output_dir
+    from arcface_paddle.safe_io import check_writable_folder
     from arcface_paddle.pipeline.runner import check_input, run_on_input
     if not args.build_index and not args.input:
         raise ToolkitError("nothing to do: give --input (image, folder, video) or --build_index OUT")
     if args.input and not args.build_index:
         check_input(args.input)
-        check_output_dir(args.output)
+        check_writable_folder(args.output)
     if args.build_index and not args.import_index:
         from arcface_paddle.pipeline.gallery_builder import items_from_label_file, items_from_tree
         items_from_label_file(args.label, args.img_dir) if args.label else items_from_tree(args.img_dir or "")

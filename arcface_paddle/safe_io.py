@@ -2,6 +2,7 @@
 
 * :func:`atomic_write` — write to a temporary file beside the target and rename it into place,
   so an interrupted run never leaves a half-written file that looks complete.
+* :func:`check_writable_folder` — fail at once, not after the work, when output cannot be written.
 * :func:`restricted_loads` — unpickle bytes a user handed us while allowing only plain data
   types; a crafted pickle that tries to import anything (``os.system``...) is refused.
 """
@@ -40,6 +41,16 @@ def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def check_writable_folder(folder: str | os.PathLike) -> None:
+    """Create ``folder`` if needed and prove it is writable, before any slow work starts."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise ToolkitError(f"{os.fspath(folder)}: output folder is not writable ({error.strerror or error})") from None
 
 
 def atomic_save_bytes(path: str | os.PathLike, data: bytes) -> None:

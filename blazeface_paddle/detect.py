@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 
 import cv2
 import numpy as np
@@ -19,7 +18,7 @@ from prettytable import PrettyTable
 from tqdm import tqdm
 
 from arcface_paddle.errors import ToolkitError, run_cli
-from arcface_paddle.safe_io import atomic_save_bytes, atomic_write
+from arcface_paddle.safe_io import atomic_save_bytes, atomic_write, check_writable_folder
 
 DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "inference_model",
                              "blazeface_full_range")
@@ -55,16 +54,6 @@ def expand_inputs(paths) -> list[str]:
             raise ToolkitError(f"{path}: no images found ({', '.join(IMAGE_EXTENSIONS)})")
         images.extend(found)
     return images
-
-
-def check_writable_folder(folder: str) -> None:
-    """Create ``folder`` if needed and prove it is writable, before any detection runs."""
-    try:
-        os.makedirs(folder, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as error:
-        raise ToolkitError(f"{folder}: output folder is not writable ({error.strerror or error})") from None
 
 
 def detect_files(images, *, model: str = DEFAULT_MODEL, threshold: float | None = None, nms: str | None = None,

@@ -17,11 +17,12 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import ToolkitError
-from ..preprocessing import REC_IMAGE_SIZE
-from .alignment import align_face, crop_face
 from ..model_config import load_model_config
+from ..preprocessing import REC_IMAGE_SIZE
+from ..safe_io import check_writable_folder
+from .alignment import align_face, crop_face
 from .analyzer import DEFAULT_DET_MODEL
-from .media_io import check_output_dir, is_image_path, read_image, write_image, write_json
+from .media_io import is_image_path, read_image, write_image, write_json
 
 SELECTIONS = ("largest", "center")
 REPORT_NAME = "align_report.json"
@@ -122,7 +123,7 @@ def align_dataset(input_dir: str, output_dir: str, size: int = REC_IMAGE_SIZE, m
             already_done += 1
         else:
             jobs.append((os.path.join(input_dir, rel), target))
-    check_output_dir(output_dir)
+    check_writable_folder(output_dir)
     det_dir = det_model or DEFAULT_DET_MODEL
     if load_model_config(det_dir).task != "detection":     # checked here: a worker's error would be opaque
         raise ToolkitError(f"{det_dir}: model.yaml does not describe a detection model")

@@ -13,12 +13,13 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import ToolkitError
+from ..safe_io import check_writable_folder
 from .gallery import GalleryIndex, load_index
+from .media_io import is_image_path
 
 # How each crop mode is asked for on the command line (for messages).
 CROP_MODE_FLAGS = {"aligned": "detection + alignment, the default", "box": "--no-align",
                    "image": "--rec without --det: the whole image"}
-from .media_io import check_output_dir, is_image_path
 
 
 @dataclasses.dataclass
@@ -79,7 +80,7 @@ def build_gallery(analyzer, img_dir: Optional[str] = None, label_file: Optional[
     else:
         raise ToolkitError("building an index needs --img_dir (identity folders) or --label (path<TAB>name file)")
     if output:
-        check_output_dir(os.path.dirname(os.path.abspath(output)))
+        check_writable_folder(os.path.dirname(os.path.abspath(output)))
     if append and output and os.path.exists(output):
         index = load_index(output, expected_model_id=analyzer.model_id, model_dir=analyzer.rec_model_dir)
         if index.crop_mode != analyzer.crop_mode:

@@ -71,16 +71,6 @@ def list_images(folder: str, recursive: bool = False) -> list[str]:
     return found
 
 
-def check_output_dir(folder: str) -> None:
-    """Create ``folder`` if needed and prove it is writable before any work starts."""
-    try:
-        os.makedirs(folder, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as error:
-        raise ToolkitError(f"{folder}: output folder is not writable ({error.strerror or error})") from None
-
-
 class VideoReader:
     """Frames of a video file as RGB uint8, with its fps and frame count."""
 

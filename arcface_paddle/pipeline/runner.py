@@ -8,7 +8,8 @@ from collections import Counter
 from tqdm import tqdm
 
 from ..errors import ToolkitError
-from .media_io import (VideoReader, check_output_dir, is_image_path, is_video_path, list_images, read_image,
+from ..safe_io import check_writable_folder
+from .media_io import (VideoReader, is_image_path, is_video_path, list_images, read_image,
                        video_writer, write_image, write_json)
 
 
@@ -83,7 +84,7 @@ def run_on_input(analyzer, input_path: str, output_dir: str, progress: bool = Tr
     A single bad file raises ToolkitError; in a folder, bad files are collected in ``failed`` and the batch
     goes on.
     """
-    check_output_dir(output_dir)
+    check_writable_folder(output_dir)
     if os.path.isdir(input_path):
         results, failed = [], []
         paths = list_images(input_path)
