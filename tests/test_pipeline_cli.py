@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -171,3 +172,32 @@ def test_import_reference_index_from_the_command_line(recognition_cli, repo_root
     converted = load_index(str(output), expected_model_id=shipped.model_id)
     assert converted.names == shipped.names
     np.testing.assert_allclose(converted.features, shipped.features, atol=1e-6)
+
+
+def test_chinese_names_render_with_a_cjk_font(recognition_cli, repo_root, faces_dir, tmp_path):
+    """--font with a CJK font draws real glyphs for Chinese gallery names, and says nothing about them."""
+    from arcface_paddle.pipeline.drawing import load_font
+
+    cjk = str(repo_root / "tests" / "data" / "fonts" / "wqy-microhei-subset.ttf")
+    glyphs = {path: [np.asarray(load_font(path, 32).getmask(char)) for char in "奥巴马"]
+              for path in (cjk, default_font_path())}
+    # DejaVuSans has no CJK glyphs: all three come out as the same replacement box; the CJK font draws three.
+    assert all(np.array_equal(glyphs[default_font_path()][0], mask) for mask in glyphs[default_font_path()][1:])
+    assert not np.array_equal(glyphs[cjk][0], glyphs[cjk][1]) and not np.array_equal(glyphs[cjk][1], glyphs[cjk][2])
+
+    for name, photo in (("奥巴马", "obama.jpg"), ("拜登", "biden.jpg")):
+        (tmp_path / "gallery" / name).mkdir(parents=True)
+        (tmp_path / "gallery" / name / photo).write_bytes((faces_dir / photo).read_bytes())
+    index = tmp_path / "中文库.bin"
+    assert recognition_cli.main(["--build_index", str(index), "--img_dir", str(tmp_path / "gallery")]) == 0
+    for font, expected_warnings in ((default_font_path(), ["no glyphs for '奥巴马'"]), (cjk, [])):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert recognition_cli.main(["--index", str(index), "--input", str(faces_dir / "obama3.jpg"),
+                                         "--output", str(tmp_path / "out"), "--font", font]) == 0
+        glyph_warnings = [str(w.message) for w in caught if "glyphs" in str(w.message)]
+        assert len(glyph_warnings) == len(expected_warnings)
+        assert all(text in message for text, message in zip(expected_warnings, glyph_warnings))
+    saved = json.loads((tmp_path / "out" / "obama3.json").read_text(encoding="utf-8"))
+    assert [face["name"] for face in saved["faces"]] == ["奥巴马"]
+    assert read_image(str(tmp_path / "out" / "obama3.jpg")).shape == read_image(str(faces_dir / "obama3.jpg")).shape
