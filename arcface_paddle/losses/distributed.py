@@ -8,6 +8,8 @@
   largest, gathers, drops the padding);
 * :class:`AllReduceSum` — sum over ranks whose backward is the identity, for quantities every rank then
   turns into the *same* loss (softmax denominators, target logits): each rank's local part gets d(loss)/d(sum);
+* :class:`AllReduceSumOfParts` — sum over ranks whose backward sums too, for quantities each rank turns into
+  its own part of the loss (synchronised batch-norm statistics);
 * :func:`sum_gradients` — sums backbone gradients over ranks (what PartialFC's gradient scale needs).
 
 Every function works without ``paddle.distributed`` initialised (world size 1: no communication).
@@ -63,19 +65,37 @@ class AllGather(PyLayer):
         return grad[ctx.rank * ctx.rows:(ctx.rank + 1) * ctx.rows]
 
 
+def all_reduce_sum(tensor: paddle.Tensor) -> paddle.Tensor:
+    """A new tensor: the element-wise sum of ``tensor`` over ranks (a copy with one process)."""
+    out = tensor.clone()
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+    return out
+
+
 class AllReduceSum(PyLayer):
     """Sum over ranks; backward passes the gradient through unchanged (every rank computes the same loss)."""
 
     @staticmethod
     def forward(ctx, tensor):
-        out = tensor.clone()
-        if dist.is_initialized() and dist.get_world_size() > 1:
-            dist.all_reduce(out, op=dist.ReduceOp.SUM)
-        return out
+        return all_reduce_sum(tensor)
 
     @staticmethod
     def backward(ctx, grad):
         return grad
+
+
+class AllReduceSumOfParts(PyLayer):
+    """Sum over ranks where each rank holds a *part* of the global loss (batch-norm statistics): the gradient is
+    summed over ranks too."""
+
+    @staticmethod
+    def forward(ctx, tensor):
+        return all_reduce_sum(tensor)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return all_reduce_sum(grad)
 
 
 def all_reduce_max(tensor: paddle.Tensor) -> paddle.Tensor:

@@ -12,28 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 import paddle
-import paddle.distributed as dist
 import paddle.nn as nn
 import paddle.nn.functional as F
-from paddle.autograd import PyLayer
 
-
-class _SumOverRanks(PyLayer):
-    """Sum over ranks; the gradient is summed too (each rank holds a part of the gradient of the global loss)."""
-
-    @staticmethod
-    def forward(ctx, tensor):
-        out = tensor.clone()
-        if dist.is_initialized() and dist.get_world_size() > 1:
-            dist.all_reduce(out, op=dist.ReduceOp.SUM)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad):
-        grad = grad.clone()
-        if dist.is_initialized() and dist.get_world_size() > 1:
-            dist.all_reduce(grad, op=dist.ReduceOp.SUM)
-        return grad
+from ..losses.distributed import AllReduceSumOfParts
 
 
 class GlooSyncBatchNorm(nn.Layer):
@@ -58,11 +40,11 @@ class GlooSyncBatchNorm(nn.Layer):
         local_count = paddle.full([1], float(np.prod(x.shape)) / channels, dtype=x.dtype)
         # One all-reduce for the per-channel sums and the element count, a second for the variance:
         # the two-pass variance stays exact where E[x²] − E[x]² would cancel.
-        totals = _SumOverRanks.apply(paddle.concat([x.sum(axis=axes), local_count]))
+        totals = AllReduceSumOfParts.apply(paddle.concat([x.sum(axis=axes), local_count]))
         count = totals[channels:]
         mean = totals[:channels] / count
         centered = x - mean.reshape(shape)
-        variance = _SumOverRanks.apply((centered * centered).sum(axis=axes)) / count   # biased, as BN uses
+        variance = AllReduceSumOfParts.apply((centered * centered).sum(axis=axes)) / count   # biased, as BN uses
         out = centered * paddle.rsqrt(variance + self._epsilon).reshape(shape)
         with paddle.no_grad():
             m = self._momentum
