@@ -15,6 +15,12 @@ class ToolkitError(Exception):
     """A problem with the user's input (file, data, model, option): reported in one line."""
 
 
+def reason_for(error: ToolkitError, path: str) -> str:
+    """The message of ``error`` without its leading ``"<path>: "``, for lists that already show the path."""
+    message = str(error)
+    return message[len(path) + 2:] if message.startswith(path + ": ") else message
+
+
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 

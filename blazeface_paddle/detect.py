@@ -17,7 +17,7 @@ import numpy as np
 from prettytable import PrettyTable
 from tqdm import tqdm
 
-from arcface_paddle.errors import ToolkitError, run_cli
+from arcface_paddle.errors import ToolkitError, reason_for, run_cli
 from arcface_paddle.safe_io import atomic_save_bytes, atomic_write, check_writable_folder
 
 DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "inference_model",
@@ -77,8 +77,7 @@ def detect_files(images, *, model: str = DEFAULT_MODEL, threshold: float | None 
         except ToolkitError as error:
             if failed is None:
                 raise
-            message = str(error)
-            failed.append((path, message[len(path) + 2:] if message.startswith(path + ": ") else message))
+            failed.append((path, reason_for(error, path)))
             continue
         faces = detector.detect(image, tile_size=tile_size)
         results[path] = [face.as_dict() for face in faces]

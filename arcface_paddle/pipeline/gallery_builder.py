@@ -12,7 +12,7 @@ from typing import Optional
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import ToolkitError
+from ..errors import ToolkitError, reason_for
 from ..safe_io import check_writable_folder
 from .gallery import GalleryIndex, load_index
 from .media_io import is_image_path
@@ -94,8 +94,7 @@ def build_gallery(analyzer, img_dir: Optional[str] = None, label_file: Optional[
         try:
             face, _ = analyzer.embed_largest_face(path)
         except ToolkitError as error:
-            message = str(error)
-            skipped.append((path, message[len(path) + 2:] if message.startswith(path + ": ") else message))
+            skipped.append((path, reason_for(error, path)))
             continue
         names.append(name)
         embeddings.append(face.embedding)

@@ -7,7 +7,7 @@ from collections import Counter
 
 from tqdm import tqdm
 
-from ..errors import ToolkitError
+from ..errors import ToolkitError, reason_for
 from ..safe_io import check_writable_folder
 from .media_io import (VideoReader, is_image_path, is_video_path, list_images, read_image,
                        video_writer, write_image, write_json)
@@ -96,8 +96,7 @@ def run_on_input(analyzer, input_path: str, output_dir: str, progress: bool = Tr
                 results.append(process_image(analyzer, path, output_dir,
                                              stem=f"{stem}_{extension[1:]}" if stems[stem] > 1 else None))
             except ToolkitError as error:
-                message = str(error)
-                failed.append((path, message[len(path) + 2:] if message.startswith(path + ": ") else message))
+                failed.append((path, reason_for(error, path)))
         return RunReport(results, failed)
     if not os.path.exists(input_path):
         raise ToolkitError(f"{input_path}: input not found")
