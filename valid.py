@@ -1,68 +1,9 @@
-"""Validate a checkpoint or an exported model on verification sets (LFW, CFP-FP, AgeDB-30 ``.bin`` files).
+"""Validate a checkpoint or exported model on verification .bin sets: python valid.py --model M
 
-    python valid.py --model output/checkpoints/latest --targets lfw,cfp_fp,agedb_30 --data_dir data/
-    python valid.py --model inference_model/MobileFaceNet_128 --data_dir data/ --threads 4
-    python valid.py --model backbone.pdparams --network iResNet50 --data_dir data/
-
-Prints a table and writes ``OUTPUT/results.json`` and ``OUTPUT/roc_<target>.png``.
+Thin wrapper: the command lives in ``arcface_paddle/cli/valid.py`` (also ``arcface-paddle valid``).
 """
-import argparse
-import os
-import sys
-
-from arcface_paddle.errors import run_cli
-
-
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", "--checkpoint", "--pretrained_model", dest="model", required=True,
-                        help="checkpoint folder (or training output folder → newest checkpoint), a backbone "
-                             ".pdparams file, or an exported model folder with model.yaml")
-    parser.add_argument("--network", default=None, help="backbone name; needed only for a bare .pdparams file")
-    parser.add_argument("--embedding_size", type=int, default=None, help="for a bare .pdparams file")
-    parser.add_argument("--targets", "--target", dest="targets", default="lfw,cfp_fp,agedb_30",
-                        help="comma-separated set names; each is read from DATA_DIR/NAME.bin")
-    parser.add_argument("--data_dir", required=True, help="folder holding the NAME.bin files")
-    parser.add_argument("--batch_size", type=int, default=64, help="images per forward pass (flips double it)")
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads (predictor math library / OMP)")
-    parser.add_argument("--output", default="valid_results", help="folder for results.json and ROC PNGs")
-    parser.add_argument("--no_plot", action="store_true", help="skip the ROC PNGs")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    return parser.parse_args(argv)
-
-
-def _import_paddle_quietly():
-    """Import paddle without its warning for OMP_NUM_THREADS > 1 (meant for data-parallel training; here the
-    threads are what --threads asked for).  Anything else paddle prints still reaches stderr."""
-    import contextlib
-    import io
-
-    captured = io.StringIO()
-    with contextlib.redirect_stderr(captured):
-        import paddle  # noqa: F401
-    for line in captured.getvalue().splitlines():
-        if not line.startswith(("WARNING: OMP_NUM_THREADS set to", "PLEASE USE OMP_NUM_THREADS WISELY")):
-            print(line, file=sys.stderr)
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    if args.threads < 1:
-        from arcface_paddle.errors import ToolkitError
-        raise ToolkitError(f"--threads must be >= 1, got {args.threads}")
-    os.environ["OMP_NUM_THREADS"] = str(args.threads)   # eager CPU kernels read it when paddle is imported
-    _import_paddle_quietly()
-    from arcface_paddle.evaluation.validate import RESULTS_JSON, validate
-
-    backbone_kwargs = {"embedding_size": args.embedding_size} if args.embedding_size else {}
-    results, table = validate(args.model, args.targets, args.data_dir, output_dir=args.output,
-                              batch_size=args.batch_size, cpu_threads=args.threads, network=args.network,
-                              progress=not args.quiet, plot=not args.no_plot, backbone_kwargs=backbone_kwargs)
-    print(table)
-    print(f"results: {os.path.join(args.output, RESULTS_JSON)}"
-          + ("" if args.no_plot else f"; ROC curves: {os.path.join(args.output, 'roc_<target>.png')}"))
-    return 0
-
+from arcface_paddle.cli.valid import main
+from arcface_paddle.core.errors import run_cli
 
 if __name__ == "__main__":
-    run_cli(lambda: main(sys.argv[1:]))
+    run_cli(main)

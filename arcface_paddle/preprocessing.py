@@ -25,12 +25,3 @@ ARCFACE_TEMPLATE_5 = np.array(
 # the 4-point template uses the mouth corners' midpoint as mouth centre.
 ARCFACE_TEMPLATE_4 = np.concatenate(
     [ARCFACE_TEMPLATE_5[:3], ARCFACE_TEMPLATE_5[3:5].mean(axis=0, keepdims=True)], axis=0)
-
-
-def normalize_rgb_uint8(images: np.ndarray, mean: float = TRAIN_MEAN, std: float = TRAIN_STD) -> np.ndarray:
-    """HWC or NHWC uint8 RGB → CHW / NCHW float32, ``(x - mean) / std``."""
-    images = np.asarray(images, dtype=np.float32)
-    images = (images - mean) / std
-    if images.ndim == 3:
-        return np.ascontiguousarray(images.transpose(2, 0, 1))
-    return np.ascontiguousarray(images.transpose(0, 3, 1, 2))

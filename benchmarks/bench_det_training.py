@@ -32,14 +32,14 @@ def main() -> None:
     import paddle
     from prettytable import PrettyTable
 
-    from blazeface_paddle.augment import DetectionAugment
-    from blazeface_paddle.det_config import load_detector_config
-    from blazeface_paddle.det_evaluation import LayerDetector
-    from blazeface_paddle.det_trainer import DetectorTrainer, TrainingSample
-    from blazeface_paddle.matching import AnchorMatcher
-    from blazeface_paddle.predictor import DetectorPredictor
-    from blazeface_paddle.synthetic_scenes import SyntheticScenes
-    from blazeface_paddle.wider_dataset import DetectionDataset, load_image_rgb
+    from blazeface_paddle.training.augment import DetectionAugment
+    from blazeface_paddle.training.config import load_detector_config
+    from blazeface_paddle.training.evaluation import LayerDetector
+    from blazeface_paddle.training.trainer import DetectorTrainer, TrainingSample
+    from blazeface_paddle.training.anchor_matching import AnchorMatcher
+    from blazeface_paddle.inference.predictor import DetectorPredictor
+    from blazeface_paddle.training.synthetic_scenes import SyntheticScenes
+    from blazeface_paddle.training.annotations import DetectionDataset, read_annotated_image
 
     paddle.set_device("cpu")
     work = tempfile.mkdtemp(prefix="bench_det_")
@@ -62,7 +62,7 @@ def main() -> None:
     trainer.train()
     rows[f"training step (batch {args.batch}, incl. data)"] = args.batch * args.steps / (time.perf_counter() - start)
 
-    images = [load_image_rgb(dataset.images_root, item.image_path) for item in dataset.annotations[:64]]
+    images = [read_annotated_image(dataset.images_root, item.image_path) for item in dataset.annotations[:64]]
     eager = LayerDetector(trainer.model, score_threshold=0.05)
     eager.detect_batch(images[:4])
     start = time.perf_counter()

@@ -34,7 +34,7 @@ VARIANTS = ("short_range", "full_range")
 
 
 def photo_640x480(path: str) -> np.ndarray:
-    from blazeface_paddle.letterbox import read_image
+    from arcface_paddle.core.images import read_image
 
     image = read_image(path)
     height, width = image.shape[:2]
@@ -70,8 +70,8 @@ class LiteRTDetector:
     def __init__(self, variant: str, threads: int):
         from ai_edge_litert.interpreter import Interpreter
 
-        from blazeface_paddle.anchors import anchors_for
-        from blazeface_paddle.variants import get_variant
+        from blazeface_paddle.network.anchors import anchors_for
+        from blazeface_paddle.network.variants import get_variant
 
         self.spec = get_variant(variant)
         self.anchors = anchors_for(variant)
@@ -89,9 +89,9 @@ class LiteRTDetector:
         return self.interpreter.get_tensor(self.reg_index), self.interpreter.get_tensor(self.cls_index)
 
     def detect(self, image: np.ndarray) -> list:
-        from blazeface_paddle.letterbox import letterbox
-        from blazeface_paddle.postprocess import decode, scores_from_logits
-        from blazeface_paddle.predictor import select
+        from blazeface_paddle.inference.letterbox import letterbox
+        from blazeface_paddle.network.decode import decode, scores_from_logits
+        from blazeface_paddle.inference.predictor import select
 
         canvas, box = letterbox(image, self.spec.input_size)
         regressors, logits = self.invoke((canvas[None].astype(np.float32) - 127.5) / 127.5)
@@ -109,8 +109,8 @@ def main() -> int:
     parser.add_argument("--image", default=str(REPO / "tests" / "data" / "faces" / "obama.jpg"))
     args = parser.parse_args()
 
-    from blazeface_paddle.letterbox import letterbox
-    from blazeface_paddle.predictor import DetectorPredictor
+    from blazeface_paddle.inference.letterbox import letterbox
+    from blazeface_paddle.inference.predictor import DetectorPredictor
 
     image = photo_640x480(args.image)
     table = PrettyTable(["variant", "stage", "ours wall ms", "LiteRT wall ms", "wall ratio",

@@ -56,7 +56,7 @@ def main(argv=None):
 
     from arcface_paddle.backbones import get_model
     from arcface_paddle.inference.export import ONNX_NAME, export_model, recognition_config
-    from arcface_paddle.inference.predictor import Predictor
+    from arcface_paddle.core.predictor import Predictor
 
     paddle.set_device("cpu")
     table = PrettyTable(["model", "runtime", "ms/face (batch 1)", "faces/s (batch %d)" % args.batch,

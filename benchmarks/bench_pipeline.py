@@ -86,15 +86,15 @@ class OursPipeline:
         self.analyzer.set_index(GalleryIndex(names, np.stack(features), self.analyzer.model_id))
 
     def __call__(self, path):
-        from arcface_paddle.pipeline.media_io import read_image
+        from arcface_paddle.core.images import read_image
         image = read_image(path)
         faces = self.analyzer.analyze(image)
         return faces, self.analyzer.draw(image, faces)
 
     def stages(self, path, repeats):
         """Median ms of each stage on the photo."""
-        from arcface_paddle.pipeline.matching import match_embeddings
-        from arcface_paddle.pipeline.media_io import read_image
+        from arcface_paddle.pipeline.gallery_vote import match_embeddings
+        from arcface_paddle.core.images import read_image
         analyzer = self.analyzer
         image = read_image(path)
         faces = analyzer.detect(image)

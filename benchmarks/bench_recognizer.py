@@ -58,7 +58,7 @@ def main() -> int:
 
     from arcface_paddle.importers import load_layer_from_inference_model
     from arcface_paddle.inference.export import export_model
-    from arcface_paddle.inference.predictor import RecognitionPredictor
+    from arcface_paddle.inference.recognizer import RecognitionPredictor
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--onnx", default=os.environ.get("ARCFACE_SFACE_ONNX"),

@@ -55,7 +55,8 @@ def main(argv=None) -> int:
     from prettytable import PrettyTable
 
     from arcface_paddle.data.synthetic import SyntheticFaces
-    from arcface_paddle.preprocessing import normalize_rgb_uint8
+    from arcface_paddle.core.images import normalize_rgb_uint8
+    from arcface_paddle.preprocessing import TRAIN_MEAN, TRAIN_STD
     paddle.set_device("cpu")
     paddle.seed(0)
     rng = np.random.default_rng(0)
@@ -76,8 +77,8 @@ def main(argv=None) -> int:
     def embed() -> np.ndarray:
         net.eval()
         with paddle.no_grad():
-            out = (net(paddle.to_tensor(normalize_rgb_uint8(val_x))).numpy()
-                   + net(paddle.to_tensor(normalize_rgb_uint8(val_x[:, :, ::-1].copy()))).numpy())
+            out = (net(paddle.to_tensor(normalize_rgb_uint8(val_x, TRAIN_MEAN, TRAIN_STD))).numpy()
+                   + net(paddle.to_tensor(normalize_rgb_uint8(val_x[:, :, ::-1].copy(), TRAIN_MEAN, TRAIN_STD))).numpy())
         net.train()
         return out
 
@@ -93,7 +94,7 @@ def main(argv=None) -> int:
             flip = rng.random(len(batch)) < 0.5
             x[flip] = x[flip][:, :, ::-1]
             labels = paddle.to_tensor(train_y[batch])
-            cos = paddle.matmul(F.normalize(net(paddle.to_tensor(normalize_rgb_uint8(x))), axis=1),
+            cos = paddle.matmul(F.normalize(net(paddle.to_tensor(normalize_rgb_uint8(x, TRAIN_MEAN, TRAIN_STD))), axis=1),
                                 F.normalize(centers, axis=0))
             loss = F.cross_entropy(30.0 * (cos - 0.3 * F.one_hot(labels, args.identities)), labels)
             loss.backward()

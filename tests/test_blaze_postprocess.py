@@ -2,13 +2,15 @@
 import numpy as np
 import pytest
 
-from arcface_paddle.errors import ToolkitError
-from blazeface_paddle.anchors import anchors_for, ssd_anchors
-from blazeface_paddle.letterbox import as_rgb_uint8, letterbox, letterbox_geometry
-from blazeface_paddle.nms import hard_nms, iou, weighted_nms
-from blazeface_paddle.postprocess import decode, scores_from_logits
-from blazeface_paddle.tiling import merge_tiles, tile_windows
-from blazeface_paddle.variants import VARIANTS, get_variant
+from arcface_paddle.core.errors import ToolkitError
+from blazeface_paddle.network.anchors import anchors_for, ssd_anchors
+from arcface_paddle.core.images import as_rgb_uint8
+from blazeface_paddle.inference.letterbox import letterbox, letterbox_geometry
+from arcface_paddle.core.boxes import box_iou, hard_nms
+from blazeface_paddle.inference.nms import weighted_nms
+from blazeface_paddle.network.decode import decode, scores_from_logits
+from blazeface_paddle.inference.tiling import merge_tiles, tile_windows
+from blazeface_paddle.network.variants import VARIANTS, get_variant
 
 
 def test_short_range_anchors_match_mediapipe_layout():
@@ -29,7 +31,7 @@ def test_full_range_anchors_one_per_cell_on_48_grid():
     assert anchors.shape == (2304, 4)
     np.testing.assert_allclose(anchors[1], [1.5 / 48, 0.5 / 48, 1, 1])
     np.testing.assert_allclose(anchors[48], [0.5 / 48, 1.5 / 48, 1, 1])
-    assert get_variant("full_range").num_anchors == 2304
+    assert anchors_for(get_variant("full_range")).shape[0] == 2304
 
 
 def test_ssd_anchor_sizes_when_not_fixed():
@@ -90,7 +92,7 @@ def test_letterbox_keeps_aspect_and_maps_back():
 
 def test_iou_and_hard_nms():
     boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [20, 20, 30, 30], [0, 0, 0, 0]], np.float32)
-    np.testing.assert_allclose(iou(boxes[0], boxes), [1.0, 90 / 110, 0.0, 0.0], rtol=1e-6)
+    np.testing.assert_allclose(box_iou(boxes[0], boxes)[0], [1.0, 90 / 110, 0.0, 0.0], rtol=1e-6)
     keep = hard_nms(boxes[:3], np.array([0.6, 0.9, 0.7]), iou_threshold=0.3)
     assert keep.tolist() == [1, 2]
     assert hard_nms(boxes[:3], np.array([0.6, 0.9, 0.7]), iou_threshold=0.95).tolist() == [1, 2, 0]

@@ -6,11 +6,12 @@ import numpy as np
 import paddle
 import pytest
 
-from arcface_paddle.errors import ToolkitError
-from blazeface_paddle.export import DecodingBlazeFace
-from blazeface_paddle.letterbox import letterbox, read_image
-from blazeface_paddle.predictor import DetectorPredictor
-from blazeface_paddle.tflite_import import convert_tflite, import_tflite_model
+from arcface_paddle.core.errors import ToolkitError
+from blazeface_paddle.conversion.export import DecodingBlazeFace
+from arcface_paddle.core.images import read_image
+from blazeface_paddle.inference.letterbox import letterbox
+from blazeface_paddle.inference.predictor import DetectorPredictor
+from blazeface_paddle.conversion.tflite_import import convert_tflite, import_tflite_model
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 MODELS = {variant: REPO / "inference_model" / f"blazeface_{variant}" for variant in ("short_range", "full_range")}
@@ -161,7 +162,7 @@ def test_bad_files_and_models_are_clear_errors(tmp_path, predictors):
 
 
 def test_detect_files_writes_drawings(tmp_path, faces_dir, nonfaces_dir):
-    from blazeface_paddle.detect import detect_files
+    from arcface_paddle.cli.detect import detect_files
 
     images = [str(faces_dir / "biden.jpg"), str(nonfaces_dir / "coffee.png")]
     results = detect_files(images, model=str(MODELS["short_range"]), draw_dir=str(tmp_path / "drawn"))
@@ -179,7 +180,7 @@ def test_cli_lists_bad_files_and_refuses_unwritable_outputs(tmp_path, faces_dir,
     import shutil
     import sys
 
-    from blazeface_paddle import detect
+    from arcface_paddle.cli import detect
 
     folder = tmp_path / "photos"
     folder.mkdir()

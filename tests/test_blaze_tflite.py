@@ -7,10 +7,11 @@ import paddle
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
-from arcface_paddle.errors import ToolkitError
-from blazeface_paddle.letterbox import letterbox, read_image
-from blazeface_paddle.tflite_import import convert_tflite
-from blazeface_paddle.variants import SHORT_RANGE
+from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.core.images import read_image
+from blazeface_paddle.inference.letterbox import letterbox
+from blazeface_paddle.conversion.tflite_import import convert_tflite
+from blazeface_paddle.network.variants import SHORT_RANGE
 
 TFLITE_DIR = pathlib.Path(__file__).resolve().parent / "data" / "blazeface"
 VARIANT_NAMES = ("short_range", "full_range")

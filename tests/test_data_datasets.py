@@ -8,10 +8,11 @@ import pytest
 
 from arcface_paddle.data.datasets import ImageFolderDataset, ShardDataset, SyntheticDataset
 from arcface_paddle.data.synthetic import SyntheticFaces
-from arcface_paddle.data.transforms import decode_image
+from arcface_paddle.core.images import decode_image
 from arcface_paddle.data.verification_bin import load_verification_bin, pairs_from_tree, save_verification_bin
-from arcface_paddle.errors import ToolkitError
-from arcface_paddle.preprocessing import normalize_rgb_uint8
+from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.core.images import normalize_rgb_uint8
+from arcface_paddle.preprocessing import TRAIN_MEAN, TRAIN_STD
 
 
 @pytest.fixture(scope="module")
@@ -57,13 +58,13 @@ def test_image_folder_dataset_tree_and_label_file(synthetic_data, faces_dir, tmp
     assert image.shape == (3, 112, 112) and int(label) == 2 and real.num_classes == 3
     small = cv2.resize(cv2.imread(str(faces_dir / "astronaut.png"))[..., ::-1], (112, 112),
                        interpolation=cv2.INTER_AREA)
-    np.testing.assert_allclose(image, normalize_rgb_uint8(small), atol=1e-6)
+    np.testing.assert_allclose(image, normalize_rgb_uint8(small, TRAIN_MEAN, TRAIN_STD), atol=1e-6)
 
 
 def test_corrupt_image_in_dataset_names_the_file(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "bad.jpg").write_bytes(b"not an image")
-    with pytest.raises(ToolkitError, match=r"bad\.jpg: cannot decode image"):
+    with pytest.raises(ToolkitError, match=r"bad\.jpg: not a readable image"):
         ImageFolderDataset(tmp_path)[0]
 
 
@@ -71,7 +72,7 @@ def test_synthetic_dataset_matches_generator():
     ds = SyntheticDataset(3, 5, seed=2, train=False)
     image, label = ds[7]
     assert len(ds) == 15 and ds.num_classes == 3 and int(label) == 1
-    np.testing.assert_array_equal(image, normalize_rgb_uint8(SyntheticFaces(3, 5, seed=2).render(1, 2)))
+    np.testing.assert_array_equal(image, normalize_rgb_uint8(SyntheticFaces(3, 5, seed=2).render(1, 2), TRAIN_MEAN, TRAIN_STD))
 
 
 def test_dataloader_with_workers_and_distributed_sampler(synthetic_data):

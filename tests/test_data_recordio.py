@@ -8,8 +8,9 @@ from arcface_paddle.data import recordio
 from arcface_paddle.data.convert import rec_to_bin
 from arcface_paddle.data.label_file import read_label_file
 from arcface_paddle.data.shard_format import read_shard
-from arcface_paddle.data.synthetic import SyntheticFaces, encode_rgb
-from arcface_paddle.errors import ToolkitError
+from arcface_paddle.data.synthetic import SyntheticFaces
+from arcface_paddle.core.images import encode_image
+from arcface_paddle.core.errors import ToolkitError
 
 MAGIC = struct.pack("<I", 0xCED7230A)
 
@@ -17,7 +18,7 @@ MAGIC = struct.pack("<I", 0xCED7230A)
 @pytest.fixture(scope="module")
 def samples():
     faces = SyntheticFaces(3, 3, seed=2)
-    return [(identity, encode_rgb(faces.render(identity, j))) for identity in range(3) for j in range(3)]
+    return [(identity, encode_image(faces.render(identity, j))) for identity in range(3) for j in range(3)]
 
 
 def _hand_record(payload: bytes) -> bytes:

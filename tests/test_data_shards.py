@@ -13,7 +13,7 @@ from arcface_paddle.data import convert
 from arcface_paddle.data.label_file import read_classes, read_label_file
 from arcface_paddle.data.shard_format import decode_record, encode_record, read_shard, write_shard
 from arcface_paddle.data.synthetic import SyntheticFaces
-from arcface_paddle.errors import ToolkitError
+from arcface_paddle.core.errors import ToolkitError
 
 
 def _files(root):
@@ -235,7 +235,7 @@ def test_image2bin_refuses_label_entries_outside_the_folder(faces_dir, tmp_path)
 
 
 def test_interrupted_image2bin_leaves_no_half_shard_and_no_label_file(synthetic_tree, tmp_path, monkeypatch):
-    from arcface_paddle import safe_io
+    from arcface_paddle.core import safe_io
     real_write_shard, written = convert.write_shard, []
 
     def write_then_interrupt(path, key, image_bytes):

@@ -1,7 +1,7 @@
 """Augmentation moves boxes and keypoints with the pixels; flips swap right/left keypoints."""
 import numpy as np
 
-from blazeface_paddle.augment import (DetectionAugment, crop, horizontal_flip, letterbox, photometric_distort,
+from blazeface_paddle.training.augment import (DetectionAugment, crop, horizontal_flip, letterbox, photometric_distort,
                                       random_crop_keeping_faces)
 
 

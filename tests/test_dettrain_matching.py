@@ -3,11 +3,11 @@ import numpy as np
 import paddle
 import pytest
 
-from blazeface_paddle.anchors import anchors_for
-from blazeface_paddle.det_loss import LossWeights, detection_loss, hard_negative_mask
-from blazeface_paddle.matching import (IGNORE, NEGATIVE, POSITIVE, AnchorMatcher, encode, initialize_heads,
+from blazeface_paddle.network.anchors import anchors_for
+from blazeface_paddle.training.loss import LossWeights, detection_loss, hard_negative_mask
+from blazeface_paddle.training.anchor_matching import (IGNORE, NEGATIVE, POSITIVE, AnchorMatcher, encode, initialize_heads,
                                        match_anchors, matching_anchor_boxes)
-from blazeface_paddle.postprocess import decode
+from blazeface_paddle.network.decode import decode
 
 
 @pytest.mark.parametrize("variant", ["short_range", "full_range"])
@@ -100,7 +100,7 @@ def test_loss_is_zero_box_error_for_perfect_regression_and_mines_three_to_one():
 
 
 def test_loss_gradient_reaches_the_network_and_head_init_predicts_anchor_boxes():
-    from blazeface_paddle.model import BlazeFace
+    from blazeface_paddle.network.model import BlazeFace
 
     paddle.seed(0)
     model = BlazeFace("short_range")
@@ -120,7 +120,7 @@ def test_loss_gradient_reaches_the_network_and_head_init_predicts_anchor_boxes()
 
 
 def test_centred_iou_and_full_range_matches_small_faces_by_centre():
-    from blazeface_paddle.matching import centred_iou
+    from blazeface_paddle.training.anchor_matching import centred_iou
 
     face = np.array([[10, 10, 30, 50]], np.float32)             # 20 × 40, centre (20, 30)
     np.testing.assert_allclose(centred_iou(np.array([[20, 30], [30, 30], [45, 30]]), face)[:, 0],

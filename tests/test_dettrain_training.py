@@ -10,9 +10,10 @@ import numpy as np
 import paddle
 import pytest
 
-from arcface_paddle.errors import ToolkitError
-from blazeface_paddle.det_config import load_detector_config
-from blazeface_paddle.det_trainer import DetectorTrainer, load_detector
+from arcface_paddle.core.errors import ToolkitError
+from blazeface_paddle.training.config import load_detector_config
+from blazeface_paddle.training.trainer import DetectorTrainer
+from blazeface_paddle.conversion.weights import load_detector
 
 
 @pytest.fixture(scope="module")
@@ -100,9 +101,9 @@ def test_train_cli_with_overrides_and_export(trained, tmp_path, capsys):
     sys.path.insert(0, str(config_path(None).parent.parent / "tools"))
     import train_detector
 
-    from blazeface_paddle.det_evaluation import LayerDetector
-    from blazeface_paddle.predictor import DetectorPredictor
-    from blazeface_paddle.wider_dataset import load_image_rgb, read_annotations
+    from blazeface_paddle.training.evaluation import LayerDetector
+    from blazeface_paddle.inference.predictor import DetectorPredictor
+    from blazeface_paddle.training.annotations import read_annotated_image, read_annotations
 
     config, _, result = trained
     exported = tmp_path / "model"
@@ -115,7 +116,7 @@ def test_train_cli_with_overrides_and_export(trained, tmp_path, capsys):
     predictor = DetectorPredictor(str(exported), score_threshold=0.3)
     found = 0
     for item in read_annotations(config["data"]["val"])[:4]:
-        image = load_image_rgb(config["data"]["val_images"], item.image_path)
+        image = read_annotated_image(config["data"]["val_images"], item.image_path)
         eager_boxes, eager_scores = eager.detect_batch([image])[0]
         faces = predictor.detect(image)
         assert len(faces) == len(eager_boxes)
@@ -148,7 +149,7 @@ def config_path(config):
 def test_synthetic_scenes_are_reused_only_when_the_recipe_matches(trained, tmp_path):
     import copy
 
-    from blazeface_paddle.det_trainer import prepare_synthetic_data
+    from blazeface_paddle.training.trainer import prepare_synthetic_data
 
     config, _, _ = trained
     again = copy.deepcopy(config)
@@ -169,7 +170,7 @@ def test_synthetic_scenes_are_reused_only_when_the_recipe_matches(trained, tmp_p
 def test_mediapipe_weights_find_the_synthetic_faces(trained, repo_root):
     """The shipped MediaPipe short-range model scores high AP on the held-out scenes: the synthetic face
     boxes (built from keypoints) follow BlazeFace's own notion of a face box."""
-    from blazeface_paddle.det_evaluation import evaluate_model
+    from blazeface_paddle.training.evaluation import evaluate_model
 
     config, _, _ = trained
     report = evaluate_model(str(repo_root / "inference_model" / "blazeface_short_range"), config["data"]["val"])

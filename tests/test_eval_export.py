@@ -8,11 +8,13 @@ import pytest
 import yaml
 
 from arcface_paddle.backbones import get_model
-from arcface_paddle.errors import ToolkitError
+from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.inference.export import ONNX_NAME, export_model, file_digests, recognition_config
-from arcface_paddle.inference.predictor import Predictor, RecognitionPredictor
-from arcface_paddle.model_config import load_model_config, params_fingerprint
-from arcface_paddle.preprocessing import normalize_rgb_uint8
+from arcface_paddle.core.predictor import Predictor
+from arcface_paddle.inference.recognizer import RecognitionPredictor
+from arcface_paddle.core.model_yaml import load_model_config, params_fingerprint
+from arcface_paddle.core.images import normalize_rgb_uint8
+from arcface_paddle.preprocessing import TRAIN_MEAN, TRAIN_STD
 
 SIZE = 56
 TINY = dict(embedding_size=32, width_mult=0.25, input_size=SIZE, blocks=(1, 1, 1, 1, 1), feature_channels=64)
@@ -58,16 +60,16 @@ def test_parity_eager_predictor_onnxruntime(exports, images, fmt):
     assert sorted(os.listdir(folder)) == sorted(
         [{"legacy": "inference.pdmodel", "pir": "inference.json"}[fmt], "inference.pdiparams", ONNX_NAME, "model.yaml"])
     with paddle.no_grad():
-        eager = model(paddle.to_tensor(normalize_rgb_uint8(images))).numpy()
+        eager = model(paddle.to_tensor(normalize_rgb_uint8(images, TRAIN_MEAN, TRAIN_STD))).numpy()
     predictor = RecognitionPredictor(folder, cpu_threads=2, batch_size=4)    # 2 batches: 4 + 2
     embedded = predictor.embed(images)
     assert embedded.dtype == np.float32 and embedded.shape == (6, 32)
     assert _rel(embedded, eager) < 1e-4
     session = onnxruntime.InferenceSession(os.path.join(folder, ONNX_NAME), providers=["CPUExecutionProvider"])
-    onnx_out = session.run(None, {session.get_inputs()[0].name: normalize_rgb_uint8(images)})[0]
+    onnx_out = session.run(None, {session.get_inputs()[0].name: normalize_rgb_uint8(images, TRAIN_MEAN, TRAIN_STD)})[0]
     assert _rel(onnx_out, eager) < 1e-4
     # Without oneDNN (plain CPU kernels) the program gives the same numbers too.
-    plain = Predictor(folder, enable_onednn=False).run(normalize_rgb_uint8(images))
+    plain = Predictor(folder, enable_onednn=False).run(normalize_rgb_uint8(images, TRAIN_MEAN, TRAIN_STD))
     assert _rel(plain, eager) < 1e-4
     unit = predictor.embed(images[:2], normalize=True)
     np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0, rtol=1e-5)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from arcface_paddle.errors import ToolkitError
+from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.evaluation import evaluate_embeddings, evaluate_layer, metrics
 
 # Six pairs, scores high → low, labels P P N P N N (hand-worked below).

@@ -6,7 +6,7 @@ import pytest
 from arcface_paddle.backbones import BACKBONES, get_model
 from arcface_paddle.backbones.iresnet import IRBlock
 from arcface_paddle.backbones.mobilefacenet import Bottleneck
-from arcface_paddle.errors import ToolkitError
+from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.losses import PartialFC
 
 paddle.set_device("cpu")

@@ -5,7 +5,7 @@ import numpy as np
 import paddle
 import pytest
 
-from arcface_paddle.errors import ToolkitError
+from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.losses.margin import (COS_EPS, MARGIN_PRESETS, CombinedMarginLoss, apply_margin,
                                           build_margin_loss, margin_softmax_loss, margin_target_cosine)
 

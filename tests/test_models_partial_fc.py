@@ -12,7 +12,7 @@ import paddle
 import paddle.nn.functional as F
 import pytest
 
-from arcface_paddle.errors import ToolkitError
+from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.losses import CombinedMarginLoss, PartialFC, margin_softmax_loss
 from arcface_paddle.losses.distributed import shard_range, sum_gradients
 from arcface_paddle.losses.partial_fc import init_centers, reshard_rows

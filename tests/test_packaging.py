@@ -27,4 +27,4 @@ def test_wheel_holds_every_shipped_model_where_the_pipeline_looks(repo_root, tmp
     assert "inference_model/NOTICE" in shipped and "inference_model/mobilenet_sface/model.yaml" in shipped
     assert [name for name in shipped if name not in names] == []
     # The defaults are found relative to the installed packages: inference_model/ must sit beside them.
-    assert "arcface_paddle/pipeline/analyzer.py" in names and "blazeface_paddle/detect.py" in names
+    assert "arcface_paddle/pipeline/analyzer.py" in names and "arcface_paddle/cli/detect.py" in names

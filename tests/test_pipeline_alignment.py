@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from arcface_paddle.errors import ToolkitError
-from arcface_paddle.pipeline import alignment
+from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.pipeline import face_alignment as alignment
 from arcface_paddle.preprocessing import ARCFACE_TEMPLATE_4, ARCFACE_TEMPLATE_5
 
 

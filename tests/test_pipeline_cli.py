@@ -9,11 +9,11 @@ import warnings
 import numpy as np
 import pytest
 
-from arcface_paddle.errors import ToolkitError
+from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.pipeline.analyzer import Face
 from arcface_paddle.pipeline.drawing import default_font_path, draw_faces, font_size_for, identity_color, text_color
 from arcface_paddle.pipeline.gallery import GalleryIndex
-from arcface_paddle.pipeline.media_io import read_image
+from arcface_paddle.core.images import read_image
 
 
 def load_script(repo_root, relative):
@@ -109,14 +109,14 @@ def test_compare_refuses_a_show_file_that_is_not_an_image(repo_root, faces_dir, 
            str(faces_dir / "biden.jpg"), "--show", str(tmp_path / "pair.xyz")]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
-    from arcface_paddle.pipeline.media_io import IMAGE_EXTENSIONS
+    from arcface_paddle.core.images import IMAGE_EXTENSIONS
     assert result.stderr.strip() == (f"error: {tmp_path / 'pair.xyz'}: the side-by-side picture needs an image "
                                      f"file name ({', '.join(IMAGE_EXTENSIONS)})")
     assert result.stdout == "" and not list(tmp_path.iterdir())
 
 
 def test_align_dataset_parallel_resumable_with_report(repo_root, faces_dir, nonfaces_dir, tmp_path):
-    from arcface_paddle.pipeline.align import align_dataset
+    from arcface_paddle.pipeline.dataset_alignment import align_dataset
     from arcface_paddle.pipeline.analyzer import FaceAnalyzer
     raw = tmp_path / "raw"
     for identity, files in {"obama": ["obama.jpg", "obama3.jpg"], "cat": ["chelsea.png"]}.items():

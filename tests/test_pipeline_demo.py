@@ -7,11 +7,12 @@ import warnings
 import numpy as np
 import pytest
 
-from arcface_paddle.errors import ToolkitError
+from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.pipeline.analyzer import FaceAnalyzer
 from arcface_paddle.pipeline.gallery import GalleryIndex, load_index
-from arcface_paddle.pipeline.matching import DEFAULT_REC_THRESHOLD, UNKNOWN
-from arcface_paddle.pipeline.media_io import VideoReader, read_image, video_writer
+from arcface_paddle.pipeline.gallery_vote import DEFAULT_REC_THRESHOLD, UNKNOWN
+from arcface_paddle.pipeline.media_io import VideoReader, video_writer
+from arcface_paddle.core.images import read_image
 from arcface_paddle.pipeline.runner import run_on_input
 
 
@@ -85,7 +86,7 @@ def test_label_file_build_skips_faceless_and_broken_images_then_appends(analyzer
 
 
 def test_compare_same_and_different_people(analyzer, faces_dir, nonfaces_dir, tmp_path):
-    from arcface_paddle.pipeline.compare import compare_images
+    from arcface_paddle.pipeline.photo_compare import compare_images
     same = compare_images(str(faces_dir / "obama.jpg"), str(faces_dir / "obama3.jpg"), analyzer=analyzer,
                           show=str(tmp_path / "pair.png"))
     different = analyzer.compare(str(faces_dir / "obama.jpg"), str(faces_dir / "biden.jpg"))

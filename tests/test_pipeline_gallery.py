@@ -6,9 +6,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from arcface_paddle.errors import ToolkitError
+from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.pipeline.gallery import GalleryIndex, faiss_available, import_reference_index, load_index
-from arcface_paddle.pipeline.matching import UNKNOWN, match_embeddings, vote
+from arcface_paddle.pipeline.gallery_vote import UNKNOWN, match_embeddings, vote
 
 
 @pytest.fixture()

@@ -6,7 +6,7 @@ import paddle
 import pytest
 
 from arcface_paddle.backbones import BACKBONES, get_model
-from arcface_paddle.errors import ToolkitError
+from arcface_paddle.core.errors import ToolkitError
 
 
 def test_full_size_layout_matches_sface():

@@ -20,7 +20,7 @@ ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from arcface_paddle.backbones import get_model  # noqa: E402
-from arcface_paddle.errors import ToolkitError  # noqa: E402
+from arcface_paddle.core.errors import ToolkitError  # noqa: E402
 from arcface_paddle.importers import import_onnx_recognizer, save_imported_checkpoint  # noqa: E402
 
 TINY = {"embedding_size": 16, "width_mult": 0.125, "input_size": 32}
@@ -240,7 +240,7 @@ def test_wrong_network_and_bad_files_are_refused(tiny, tmp_path):
     with pytest.raises(ToolkitError, match="not found"):
         import_onnx_recognizer(str(tmp_path / "missing.onnx"))
 
-    from arcface_paddle.importers import import_pretrained
+    from arcface_paddle.cli.import_pretrained import import_pretrained
 
     detector = tmp_path / "detector.tflite"
     detector.write_bytes(b"TFL3")
@@ -278,8 +278,8 @@ def _run_cli(repo_root, *args):
 
 
 def test_cli_imports_exports_and_refuses(tiny, pixels, tmp_path, repo_root):
-    from arcface_paddle.inference.predictor import RecognitionPredictor
-    from arcface_paddle.model_config import load_model_config, params_fingerprint
+    from arcface_paddle.inference.recognizer import RecognitionPredictor
+    from arcface_paddle.core.model_yaml import load_model_config, params_fingerprint
 
     path = GraphWriter().network(tiny).save(tmp_path / "tiny.onnx")
     result = _run_cli(repo_root, "--source", path, "--network", "MobileNetV1", "--output", tmp_path / "model",

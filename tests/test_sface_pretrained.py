@@ -15,9 +15,9 @@ import paddle
 import pytest
 
 from arcface_paddle.importers import load_layer_from_inference_model
-from arcface_paddle.inference.predictor import RecognitionPredictor
-from arcface_paddle.model_config import load_model_config, params_fingerprint
-from arcface_paddle.pipeline.alignment import align_face
+from arcface_paddle.inference.recognizer import RecognitionPredictor
+from arcface_paddle.core.model_yaml import load_model_config, params_fingerprint
+from arcface_paddle.pipeline.face_alignment import align_face
 
 SFACE_SHA256 = "0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c34e79"
 OPENCV_SFACE_THRESHOLD = 0.363   # OpenCV zoo's cosine threshold for "same person" with this model

@@ -15,7 +15,7 @@ import numpy as np
 import paddle
 import pytest
 
-from arcface_paddle.training import checkpoint as ckpt
+from arcface_paddle.core import checkpoint as ckpt
 from arcface_paddle.training.config import load_config
 from arcface_paddle.training.trainer import train
 

@@ -9,11 +9,12 @@ import numpy as np
 import paddle
 import pytest
 
-from arcface_paddle.errors import ToolkitError
-from arcface_paddle.training import checkpoint as ckpt
+from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.core import checkpoint as ckpt
+from arcface_paddle.training import checkpoint as rec_ckpt
 from arcface_paddle.training.config import load_config
-from arcface_paddle.training.lr_schedule import lr_at, scaled_lr, schedule_from_config
-from arcface_paddle.training.samplers import GlobalBatchSampler, IdentityBatchSampler
+from arcface_paddle.core.lr_schedule import lr_at, scaled_lr, schedule_from_config
+from arcface_paddle.core.samplers import GlobalBatchSampler, IdentityBatchSampler
 
 paddle.set_device("cpu")
 
@@ -198,16 +199,16 @@ def test_checkpoint_layout_keep_last_and_load_backbone(tmp_path):
     saved = json.loads((tmp_path / "latest/meta.json").read_text())
     assert saved["step"] == 6 and saved["world_size"] == 1
     for source in (tmp_path, tmp_path / "latest"):
-        loaded, loaded_meta = ckpt.load_backbone(str(source))
+        loaded, loaded_meta = rec_ckpt.load_backbone(str(source))
         assert not loaded.training and loaded_meta["embedding_size"] == 16
-    bare, _ = ckpt.load_backbone(str(tmp_path / "latest/backbone.pdparams"), "MobileFaceNet_128", **kwargs)
+    bare, _ = rec_ckpt.load_backbone(str(tmp_path / "latest/backbone.pdparams"), "MobileFaceNet_128", **kwargs)
     x = paddle.randn([2, 3, 32, 32])
     net.eval()
     np.testing.assert_allclose(bare(x).numpy(), net(x).numpy(), rtol=1e-5, atol=1e-6)
     with pytest.raises(ToolkitError, match="does not say its network.*--network.*network="):
-        ckpt.load_backbone(str(tmp_path / "latest/backbone.pdparams"))
+        rec_ckpt.load_backbone(str(tmp_path / "latest/backbone.pdparams"))
     with pytest.raises(ToolkitError, match="shape mismatch"):
-        ckpt.load_backbone(str(tmp_path / "latest"), embedding_size=8)
+        rec_ckpt.load_backbone(str(tmp_path / "latest"), embedding_size=8)
 
 
 def test_checkpoint_refuses_code_in_pickles(tmp_path):
@@ -228,7 +229,7 @@ def test_class_centres_and_optimizer_state_resplit(tmp_path):
     full = np.arange(7 * 2, dtype=np.float32).reshape(7, 2)
     folder = tmp_path / "step"
     folder.mkdir()
-    bounds = [ckpt.shard_bounds(7, r, 3) for r in range(3)]
+    bounds = [rec_ckpt.shard_bounds(7, r, 3) for r in range(3)]
     assert bounds == [(0, 3), (3, 5), (5, 7)]
     for r, (a, b) in enumerate(bounds):
         ckpt.save_state(str(folder / ckpt.class_centers_file(r)), {"weight": full[a:b]})
@@ -237,9 +238,9 @@ def test_class_centres_and_optimizer_state_resplit(tmp_path):
     (folder / "meta.json").write_text(json.dumps({"world_size": 3, "num_classes": 7, "step": 1}))
     for world in (1, 2):
         for r in range(world):
-            a, b = ckpt.shard_bounds(7, r, world)
-            np.testing.assert_array_equal(ckpt.load_class_centers(str(folder), r, world)["weight"], full[a:b])
-            state = ckpt.load_optimizer_state(str(folder), r, world, sharded=("head.weight",))
+            a, b = rec_ckpt.shard_bounds(7, r, world)
+            np.testing.assert_array_equal(rec_ckpt.load_class_centers(str(folder), r, world)["weight"], full[a:b])
+            state = rec_ckpt.load_optimizer_state(str(folder), r, world, sharded=("head.weight",))
             np.testing.assert_array_equal(state["head.weight_velocity_0"], full[a:b] * 10)
             np.testing.assert_array_equal(state["backbone.fc.weight_velocity_0"], np.ones(3))
 
@@ -404,7 +405,7 @@ def test_pretrained_from_exported_inference_model(tmp_path, imported_checkpoint)
     """--pretrained also takes an exported model folder (model.yaml), e.g. inference_model/mobilenet_sface."""
     from arcface_paddle.backbones import get_model
     from arcface_paddle.inference.export import export_model
-    from arcface_paddle.model_config import ModelConfig
+    from arcface_paddle.core.model_yaml import ModelConfig
     from arcface_paddle.training.resume import load_pretrained_backbone
 
     folder, weights = imported_checkpoint

@@ -1,54 +1,9 @@
-"""Compare the largest face in two photos: cosine similarity, distance, same person or not.
+"""Compare the largest face in two photos: python tools/compare.py a.jpg b.jpg
 
-    python tools/compare.py img/1_001.jpg img/1_002.jpg [--show pair.png]
+Thin wrapper: the command lives in ``arcface_paddle/cli/compare.py`` (also ``arcface-paddle compare``).
 """
-from __future__ import annotations
-
-import argparse
-import os
-import sys
-import warnings
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from prettytable import PrettyTable  # noqa: E402
-
-from arcface_paddle.errors import run_cli  # noqa: E402
-from arcface_paddle.pipeline.matching import DEFAULT_REC_THRESHOLD  # noqa: E402
-
-
-# paddle warns about a C++ build cache at import; it means nothing to someone running inference.
-warnings.filterwarnings("ignore", message="No ccache found")
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("image1")
-    parser.add_argument("image2")
-    parser.add_argument("--show", metavar="OUT.png", help="write both aligned faces side by side with the score")
-    parser.add_argument("--threshold", type=float, default=DEFAULT_REC_THRESHOLD,
-                        help=f"cosine similarity at or above which it is the same person (default "
-                             f"{DEFAULT_REC_THRESHOLD}, measured for the shipped SFace model)")
-    parser.add_argument("--det_model", help="detector folder with model.yaml (default: shipped BlazeFace)")
-    parser.add_argument("--rec_model", help="recognizer folder with model.yaml (default: shipped SFace)")
-    parser.add_argument("--det_thresh", type=float, help="detection score threshold (default: the model's)")
-    parser.add_argument("--no-align", dest="align", action="store_false")
-    parser.add_argument("--cpu_threads", type=int, default=2)
-    parser.add_argument("--use_gpu", action="store_true")
-    parser.add_argument("--font", help="TTF/OTF font for --show")
-    args = parser.parse_args(argv)
-    from arcface_paddle.pipeline.compare import compare_images, verdict
-    result = compare_images(args.image1, args.image2, show=args.show, threshold=args.threshold,
-                            det_model=args.det_model, rec_model=args.rec_model, det_thresh=args.det_thresh,
-                            align=args.align, cpu_threads=args.cpu_threads, use_gpu=args.use_gpu, font=args.font)
-    table = PrettyTable(["image 1", "image 2", "cosine similarity", "distance", "threshold", "verdict"])
-    table.add_row([args.image1, args.image2, f"{result.similarity:.4f}", f"{result.distance:.4f}",
-                   f"{result.threshold:.2f}", verdict(result)])
-    print(table)
-    if args.show:
-        print(f"side-by-side → {args.show}")
-    return 0
-
+from arcface_paddle.cli.compare import main
+from arcface_paddle.core.errors import run_cli
 
 if __name__ == "__main__":
     run_cli(main)

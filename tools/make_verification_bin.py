@@ -1,35 +1,9 @@
-"""Build an InsightFace-style verification ``.bin`` (same/different pairs) from an identity-folder tree.
+"""Write a verification .bin pair set from an identity tree.
 
-  python tools/make_verification_bin.py --image_path ALIGNED_TREE --output val.bin --num_pairs 3000 --seed 0
+Thin wrapper: the command lives in ``arcface_paddle/cli/make_verification_bin.py`` (also ``arcface-paddle make-verification-bin``).
 """
-from __future__ import annotations
-
-import argparse
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from arcface_paddle.errors import run_cli  # noqa: E402
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--image_path", required=True, help="identity-folder tree root/<person>/<image>")
-    parser.add_argument("--output", required=True, help="verification .bin to write")
-    parser.add_argument("--num_pairs", type=int, default=3000, help="pairs, half same-person (default 3000)")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    from prettytable import PrettyTable
-
-    from arcface_paddle.data.verification_bin import pairs_from_tree, save_verification_bin
-    images, issame = pairs_from_tree(root=args.image_path, num_pairs=args.num_pairs, seed=args.seed)
-    save_verification_bin(args.output, images, issame)
-    table = PrettyTable(["output", "pairs", "same", "different", "images"])
-    table.add_row([args.output, len(issame), int(issame.sum()), int((~issame).sum()), len(images)])
-    print(table)
-    return 0
-
+from arcface_paddle.cli.make_verification_bin import main
+from arcface_paddle.core.errors import run_cli
 
 if __name__ == "__main__":
     run_cli(main)

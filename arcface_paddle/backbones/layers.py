@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import paddle.nn as nn
 
-from ..errors import ToolkitError
+from arcface_paddle.core.errors import ToolkitError
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:

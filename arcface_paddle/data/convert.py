@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from ..errors import ToolkitError
-from ..safe_io import atomic_save_bytes, atomic_write
-from . import recordio
-from .label_file import CLASSES_FILE, LABEL_FILE, read_label_file, scan_identity_tree, write_classes, write_label_file
-from .shard_format import read_shard, shard_name, write_shard
+from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.core.safe_io import atomic_save_bytes, atomic_write
+from arcface_paddle.data import recordio
+from arcface_paddle.data.label_file import CLASSES_FILE, LABEL_FILE, read_label_file, scan_identity_tree, write_classes, write_label_file
+from arcface_paddle.data.shard_format import read_shard, shard_name, write_shard
 
 CHUNK = 256
 

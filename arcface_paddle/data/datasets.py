@@ -15,12 +15,13 @@ import os
 import numpy as np
 import paddle
 
-from ..errors import ToolkitError
-from ..preprocessing import REC_IMAGE_SIZE
-from .label_file import CLASSES_FILE, LABEL_FILE, read_classes, read_label_file, scan_identity_tree
-from .shard_format import read_shard
-from .synthetic import SyntheticFaces
-from .transforms import decode_image, to_model_input
+from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.core.images import decode_image
+from arcface_paddle.preprocessing import REC_IMAGE_SIZE
+from arcface_paddle.data.label_file import CLASSES_FILE, LABEL_FILE, read_classes, read_label_file, scan_identity_tree
+from arcface_paddle.data.shard_format import read_shard
+from arcface_paddle.data.synthetic import SyntheticFaces
+from arcface_paddle.data.transforms import to_model_input
 
 def _num_classes(root: str, labels: np.ndarray) -> int:
     classes = os.path.join(root, CLASSES_FILE)

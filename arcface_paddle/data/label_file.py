@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import os
 
-from ..errors import ToolkitError
-from ..safe_io import atomic_write
+from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.core.images import IMAGE_EXTENSIONS
+from arcface_paddle.core.safe_io import atomic_write
 
 LABEL_FILE = "label.txt"
 CLASSES_FILE = "classes.txt"
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def read_label_file(path: str | os.PathLike) -> list[tuple[str, int]]:

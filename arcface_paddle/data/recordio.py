@@ -15,8 +15,8 @@ import os
 import struct
 from dataclasses import dataclass
 
-from ..errors import ToolkitError
-from ..safe_io import atomic_write
+from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.core.safe_io import atomic_write
 
 MAGIC = 0xCED7230A
 _MAGIC_BYTES = struct.pack("<I", MAGIC)

@@ -16,9 +16,10 @@ import os
 import pickle
 import struct
 
-from ..errors import ToolkitError
-from ..safe_io import atomic_save_bytes, restricted_loads
-from .label_file import CLASSES_FILE, LABEL_FILE, write_classes, write_label_file
+from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.core.safe_io import atomic_save_bytes
+from arcface_paddle.core.restricted_pickle import restricted_loads
+from arcface_paddle.data.label_file import CLASSES_FILE, LABEL_FILE, write_classes, write_label_file
 
 _LEN = struct.Struct("<I")
 # The reference writes pickle.dumps(image, -1), protocol 5 on Python 3.8+; for bytes it is the same

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import os
 
-import cv2
 import numpy as np
 
-from ..preprocessing import REC_IMAGE_SIZE
-from .synthetic_draw import (EYE_MID_TEMPLATE, UNIT_AT_112, Identity, background, draw_head, draw_neck,
+from arcface_paddle.core.images import encode_image
+from arcface_paddle.core.safe_io import atomic_save_bytes
+from arcface_paddle.data.shard_format import write_shard_dataset
+from arcface_paddle.data.verification_bin import save_verification_bin
+from arcface_paddle.preprocessing import REC_IMAGE_SIZE
+from arcface_paddle.data.synthetic_draw import (EYE_MID_TEMPLATE, UNIT_AT_112, Identity, background, draw_head, draw_neck,
                              keypoints_of, painter_at, photometric, sample_identity, sample_look)
 
 
@@ -92,21 +95,19 @@ class SyntheticFaces:
 
     def write_identity_tree(self, root, identities=None, ext: str = ".jpg", progress: bool = False) -> list[str]:
         """``root/<identity:06d>/<index:04d>.jpg`` (sorted folder names give labels in identity order)."""
-        from ..safe_io import atomic_save_bytes
         identities = list(range(self.num_identities) if identities is None else identities)
         written = []
         for identity in _progress(identities, progress, "identity tree"):
             for index in range(self.images_per_identity):
                 rel = os.path.join(f"{int(identity):06d}", f"{index:04d}{ext}")
-                atomic_save_bytes(os.path.join(root, rel), encode_rgb(self.render(identity, index), ext))
+                atomic_save_bytes(os.path.join(root, rel), encode_image(self.render(identity, index), ext))
                 written.append(rel)
         return written
 
     def write_shards(self, root, identities=None, progress: bool = False) -> int:
         """Shards + ``label.txt`` + ``classes.txt`` in the reference format; returns the image count."""
-        from .shard_format import write_shard_dataset
         identities = list(range(self.num_identities) if identities is None else identities)
-        records = ((f"{identity:06d}/{index:04d}.jpg", encode_rgb(self.render(identity, index), ".jpg"), label)
+        records = ((f"{identity:06d}/{index:04d}.jpg", encode_image(self.render(identity, index), ".jpg"), label)
                    for label, identity in enumerate(_progress(identities, progress, "shards"))
                    for index in range(self.images_per_identity))
         return write_shard_dataset(root, records, class_names=[f"{i:06d}" for i in identities])
@@ -129,7 +130,6 @@ class SyntheticFaces:
         return np.stack(images), np.array(issame, dtype=bool)
 
     def write_verification_bin(self, path, identities, num_pairs: int) -> None:
-        from .verification_bin import save_verification_bin
         images, issame = self.verification_pairs(identities, num_pairs)
         save_verification_bin(path, images, issame)
 
@@ -140,11 +140,3 @@ def _progress(items, enabled: bool, desc: str):
     from tqdm import tqdm
     return tqdm(items, desc=desc, unit="identity", dynamic_ncols=True)
 
-
-def encode_rgb(image_rgb: np.ndarray, ext: str = ".jpg", quality: int = 95) -> bytes:
-    """RGB uint8 → encoded image file bytes (JPEG by default)."""
-    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if ext.lower() in (".jpg", ".jpeg") else []
-    ok, buf = cv2.imencode(ext, cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR), params)
-    if not ok:
-        raise ValueError(f"cannot encode image as {ext}")
-    return buf.tobytes()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..preprocessing import ARCFACE_TEMPLATE_5
+from arcface_paddle.preprocessing import ARCFACE_TEMPLATE_5
 
 # Canonical face frame ("units"): origin at the face centre, x to the image right, y down;
 # the face half-width is about 1.  ``z`` is depth towards the camera, used for yaw/pitch shifts.

@@ -4,17 +4,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..errors import ToolkitError
-from ..preprocessing import REC_IMAGE_SIZE, normalize_rgb_uint8
-
-
-def decode_image(data: bytes, source: str) -> np.ndarray:
-    """Encoded image bytes → H×W×3 uint8 RGB; an undecodable image raises ToolkitError naming ``source``."""
-    buf = np.frombuffer(data, dtype=np.uint8)
-    image = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
-    if image is None:
-        raise ToolkitError(f"{source}: cannot decode image ({len(data)} bytes)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+from arcface_paddle.preprocessing import REC_IMAGE_SIZE, TRAIN_MEAN, TRAIN_STD
+from arcface_paddle.core.images import normalize_rgb_uint8
 
 
 def resize_to(image: np.ndarray, size: int = REC_IMAGE_SIZE) -> np.ndarray:
@@ -35,4 +26,4 @@ def to_model_input(image_rgb: np.ndarray, train: bool, size: int = REC_IMAGE_SIZ
     image = resize_to(image_rgb, size)
     if train and np.random.random() < 0.5:
         image = image[:, ::-1]
-    return normalize_rgb_uint8(image)
+    return normalize_rgb_uint8(image, TRAIN_MEAN, TRAIN_STD)

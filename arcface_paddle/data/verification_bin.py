@@ -13,10 +13,11 @@ import pickle
 import cv2
 import numpy as np
 
-from ..errors import ToolkitError
-from ..safe_io import atomic_save_bytes, restricted_loads
-from .synthetic import encode_rgb
-from .transforms import decode_image
+from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.core.images import decode_image, encode_image
+from arcface_paddle.core.safe_io import atomic_save_bytes
+from arcface_paddle.core.restricted_pickle import restricted_loads
+from arcface_paddle.data.label_file import scan_identity_tree
 
 
 def _to_rgb(item, source: str) -> np.ndarray:
@@ -83,7 +84,7 @@ def save_verification_bin(path, images, issame, image_format: str = ".jpg", as_a
         elif as_arrays:
             stored.append(np.ascontiguousarray(image, dtype=np.uint8))
         else:
-            stored.append(encode_rgb(np.asarray(image, dtype=np.uint8), image_format))
+            stored.append(encode_image(np.asarray(image, dtype=np.uint8), image_format))
     atomic_save_bytes(path, pickle.dumps((stored, issame), protocol=4))
 
 
@@ -93,7 +94,6 @@ def pairs_from_tree(root, num_pairs: int, seed: int = 0) -> tuple[list[bytes], n
     Images are kept as their original encoded bytes.  Same-person pairs need identities with at least
     two images; different-person pairs need at least two identities.
     """
-    from .label_file import scan_identity_tree
     root = os.fspath(root)
     entries, classes = scan_identity_tree(root)
     by_label: dict[int, list[str]] = {}

@@ -4,9 +4,9 @@ from __future__ import annotations
 import json
 from typing import Dict, Sequence
 
-from ..safe_io import atomic_write
-from .metrics import DEFAULT_FARS
-from .verification import VerificationResult
+from arcface_paddle.core.safe_io import atomic_write
+from arcface_paddle.evaluation.metrics import DEFAULT_FARS
+from arcface_paddle.evaluation.verification import VerificationResult
 
 
 def results_table(results: Dict[str, VerificationResult], fars: Sequence[float] = DEFAULT_FARS) -> str:

@@ -6,9 +6,9 @@ from typing import Optional
 
 import numpy as np
 
-from ..safe_io import atomic_save_bytes
-from . import metrics
-from .verification import VerificationResult
+from arcface_paddle.core.safe_io import atomic_save_bytes
+from arcface_paddle.evaluation import metrics
+from arcface_paddle.evaluation.verification import VerificationResult
 
 
 def plot_roc(result: VerificationResult, path: str, title: str, subtitle: Optional[str] = None) -> str:

@@ -12,9 +12,10 @@ from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 
-from ..errors import ToolkitError
-from ..preprocessing import TRAIN_MEAN, TRAIN_STD, normalize_rgb_uint8
-from . import metrics
+from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.preprocessing import TRAIN_MEAN, TRAIN_STD
+from arcface_paddle.core.images import normalize_rgb_uint8
+from arcface_paddle.evaluation import metrics
 
 EmbedFn = Callable[[np.ndarray], np.ndarray]   # N×H×W×3 uint8 RGB → N×D float32
 

@@ -12,8 +12,8 @@ from typing import Dict
 
 import numpy as np
 
-from ..errors import ToolkitError
-from ..model_config import load_model_config
+from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.core.model_yaml import load_model_config
 
 
 def read_inference_params(model_dir: str) -> Dict[str, np.ndarray]:
@@ -51,8 +51,8 @@ def load_layer_from_inference_model(model_dir: str, **backbone_kwargs):
     The network comes from ``model.yaml``; options not given are inferred (``embedding_size`` from
     model.yaml, and for MobileNetV1 the input size, width and head form from the weights).
     """
-    from ..backbones import get_model
-    from ..training.checkpoint import load_weights_into
+    from arcface_paddle.backbones import get_model
+    from arcface_paddle.core.checkpoint import load_weights_into
 
     config = load_model_config(model_dir)
     if config.task != "recognition":
@@ -60,7 +60,7 @@ def load_layer_from_inference_model(model_dir: str, **backbone_kwargs):
     state = read_inference_params(model_dir)
     kwargs = {"embedding_size": config.embedding_size}
     if config.network == "MobileNetV1" and "stem.conv.weight" in state:
-        from ..backbones.mobilenet_v1 import STEM_CHANNELS
+        from arcface_paddle.backbones.mobilenet_v1 import STEM_CHANNELS
 
         kwargs.update(input_size=int(config.input_size[0]),
                       width_mult=state["stem.conv.weight"].shape[0] / STEM_CHANNELS,

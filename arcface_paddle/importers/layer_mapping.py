@@ -3,7 +3,7 @@
 The network lists its layers in graph order (``import_order()``: ``("conv" | "bn" | "prelu" | "fc", layer)``).
 Walking both lists together, every graph operation must be the kind the network expects, with the same
 attributes (kernel, stride, padding, groups) and the same tensor shapes; anything else is a mismatch and
-raises :class:`~arcface_paddle.errors.ToolkitError` naming the file, the layer and the node.
+raises :class:`~arcface_paddle.core.errors.ToolkitError` naming the file, the layer and the node.
 
 Layout conversions: Conv weights are OIHW in both (depthwise ``C×1×k×k`` too); Gemm weights become the
 ``in × out`` matrix of ``paddle.nn.Linear``; PRelu slopes ``C×1×1`` become ``C``.  Exporters differ in
@@ -20,8 +20,8 @@ from typing import Optional
 import numpy as np
 import paddle
 
-from ..errors import ToolkitError
-from .onnx_graph import ChainOp, OnnxChain
+from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.importers.onnx_graph import ChainOp, OnnxChain
 
 
 class _Mismatch(Exception):

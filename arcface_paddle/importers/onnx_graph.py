@@ -10,7 +10,7 @@ operation reads the previous one's output — and returns:
   constant tensors as numpy arrays).
 
 Anything else (a residual Add between two tensors, Concat, an op we do not know) is refused with a
-:class:`~arcface_paddle.errors.ToolkitError` naming the file and the node.
+:class:`~arcface_paddle.core.errors.ToolkitError` naming the file and the node.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ToolkitError
+from arcface_paddle.core.errors import ToolkitError
 
 WEIGHTED_OPS = ("Conv", "BatchNormalization", "PRelu", "Gemm")
 PASS_THROUGH_OPS = ("Dropout", "Flatten", "Reshape", "Identity")

@@ -20,12 +20,12 @@ from typing import Optional
 
 import paddle
 
-from ..backbones import BACKBONES, get_model
-from ..errors import ToolkitError
-from ..model_config import file_sha256
-from ..safe_io import atomic_write
-from .layer_mapping import assign_chain
-from .onnx_graph import OnnxChain, read_chain
+from arcface_paddle.backbones import BACKBONES, get_model
+from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.core.model_yaml import file_sha256
+from arcface_paddle.core.safe_io import atomic_write
+from arcface_paddle.importers.layer_mapping import assign_chain
+from arcface_paddle.importers.onnx_graph import OnnxChain, read_chain
 
 # Weights we know, by the sha256 of the file: what they are and under which licence they may be shipped.
 KNOWN_SOURCES = {
@@ -58,7 +58,7 @@ class ImportedRecognizer:
 
 
 def _mobilenet_v1_kwargs(chain: OnnxChain) -> dict:
-    from ..backbones.mobilenet_v1 import STEM_CHANNELS
+    from arcface_paddle.backbones.mobilenet_v1 import STEM_CHANNELS
 
     convs = [op for op in chain.ops if op.op_type == "Conv"]
     gemms = [op for op in chain.ops if op.op_type == "Gemm"]
@@ -119,7 +119,7 @@ def import_onnx_recognizer(path: str, network: str = "MobileNetV1",
 
 def save_imported_checkpoint(imported: ImportedRecognizer, folder: str) -> str:
     """Write ``folder/backbone.pdparams`` + ``folder/meta.json`` (the training checkpoint layout)."""
-    from ..training.checkpoint import BACKBONE_FILE, META_FILE, save_state
+    from arcface_paddle.core.checkpoint import BACKBONE_FILE, META_FILE, save_state
 
     os.makedirs(folder, exist_ok=True)
     save_state(os.path.join(folder, BACKBONE_FILE), imported.layer.state_dict())

@@ -29,8 +29,8 @@ import shutil
 import tempfile
 from typing import Iterator, Optional
 
-from ..errors import ToolkitError
-from ..model_config import (MODEL_CONFIG_NAME, PARAMS_NAME, PROGRAM_NAMES, ModelConfig, params_fingerprint,
+from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.core.model_yaml import (MODEL_CONFIG_NAME, PARAMS_NAME, PROGRAM_NAMES, ModelConfig, params_fingerprint,
                             save_model_config)
 
 ONNX_NAME = "inference.onnx"
@@ -195,7 +195,7 @@ def _move_into_place(staging: str, output_dir: str) -> None:
 def recognition_config(network: str, embedding_size: Optional[int] = None, input_size=None,
                        source: Optional[dict] = None) -> ModelConfig:
     """The ``model.yaml`` contents for a recognition backbone trained by this toolkit."""
-    from ..preprocessing import REC_COLOR_ORDER, REC_IMAGE_SIZE, TRAIN_MEAN, TRAIN_STD
+    from arcface_paddle.preprocessing import REC_COLOR_ORDER, REC_IMAGE_SIZE, TRAIN_MEAN, TRAIN_STD
 
     return ModelConfig(task="recognition", network=network,
                        input_size=list(input_size or [REC_IMAGE_SIZE, REC_IMAGE_SIZE]),
@@ -206,8 +206,8 @@ def recognition_config(network: str, embedding_size: Optional[int] = None, input
 def export_checkpoint(checkpoint: str, output_dir: str, network: Optional[str] = None, fmt: str = "legacy",
                       onnx: bool = False, **backbone_kwargs) -> ModelConfig:
     """Load a training checkpoint (folder or ``.pdparams``) and export it with a recognition ``model.yaml``."""
-    from ..preprocessing import REC_IMAGE_SIZE
-    from ..training.checkpoint import load_backbone
+    from arcface_paddle.preprocessing import REC_IMAGE_SIZE
+    from arcface_paddle.training.checkpoint import load_backbone
 
     if not os.path.exists(checkpoint):
         raise ToolkitError(f"{checkpoint}: checkpoint not found")

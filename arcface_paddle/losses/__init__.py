@@ -1,4 +1,4 @@
 """Recognition losses: combined angular margins and (model-parallel) PartialFC."""
-from .margin import (MARGIN_PRESETS, CombinedMarginLoss, apply_margin, build_margin_loss,  # noqa: F401
+from arcface_paddle.losses.margin import (MARGIN_PRESETS, CombinedMarginLoss, apply_margin, build_margin_loss,  # noqa: F401
                      margin_softmax_loss, margin_target_cosine, softmax_cross_entropy)
-from .partial_fc import PartialFC, reshard_rows  # noqa: F401
+from arcface_paddle.losses.partial_fc import PartialFC, reshard_rows  # noqa: F401

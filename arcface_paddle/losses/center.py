@@ -19,7 +19,7 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from ..errors import ToolkitError
+from arcface_paddle.core.errors import ToolkitError
 
 UPDATES = ("gradient", "mean")
 

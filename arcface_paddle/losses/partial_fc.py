@@ -26,9 +26,9 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 
-from ..errors import ToolkitError
-from .distributed import AllReduceSum, all_gather_rows, all_reduce_max, distributed_env, gather_row_counts, shard_range
-from .margin import CombinedMarginLoss, build_margin_loss
+from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.losses.distributed import AllReduceSum, all_gather_rows, all_reduce_max, distributed_env, gather_row_counts, shard_range
+from arcface_paddle.losses.margin import CombinedMarginLoss, build_margin_loss
 
 INIT_BLOCK = 4096  # classes per independently seeded init block (makes the init independent of world size)
 FILL_ROWS = 131072  # centre rows initialised per step

@@ -16,8 +16,8 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..errors import ToolkitError
-from .matching import UNKNOWN
+from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.pipeline.gallery_vote import UNKNOWN
 
 UNKNOWN_COLOR = (160, 160, 160)
 DETECTION_COLOR = (0, 200, 255)

@@ -31,8 +31,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..errors import ToolkitError
-from ..safe_io import atomic_save_bytes, restricted_loads
+from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.core.safe_io import atomic_save_bytes
+from arcface_paddle.core.restricted_pickle import restricted_loads
 
 MAGIC = "arcface_paddle.gallery"
 FORMAT_VERSION = 1

@@ -14,10 +14,9 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from blazeface_paddle.letterbox import IMAGE_EXTENSIONS, as_rgb_uint8, read_image  # noqa: F401  (one image intake)
-
-from ..errors import ToolkitError
-from ..safe_io import atomic_save_bytes, atomic_write
+from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.core.images import encode_image, from_opencv
+from arcface_paddle.core.safe_io import atomic_save_bytes, atomic_write
 
 # FFmpeg (inside OpenCV) prints its own complaints about a broken file ("moov atom not found") to stderr,
 # next to our one-line error; OpenCV reads this level when it first opens a video. -8 = AV_LOG_QUIET.
@@ -26,49 +25,20 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv")
 _FOURCC = {".mp4": "mp4v", ".avi": "MJPG", ".mov": "mp4v", ".mkv": "MJPG"}
 
 
-def is_image_path(path: str) -> bool:
-    return path.lower().endswith(IMAGE_EXTENSIONS)
-
-
 def is_video_path(path: str) -> bool:
     return path.lower().endswith(VIDEO_EXTENSIONS)
-
-
-def to_rgb_uint8(image: np.ndarray, source: str = "image") -> np.ndarray:
-    """OpenCV-decoded array (grey, BGR or BGRA, 8 or 16 bit) → H×W×3 uint8 RGB (the detector's intake rules)."""
-    if image.ndim == 3 and image.shape[2] == 4:
-        image = image[:, :, [2, 1, 0, 3]]
-    return as_rgb_uint8(image, source=source, assume_bgr=image.ndim == 3 and image.shape[2] == 3)
 
 
 def write_image(path: str, image_rgb: np.ndarray) -> None:
     """Encode by the file extension and write atomically."""
     extension = os.path.splitext(path)[1].lower() or ".jpg"
-    ok, encoded = cv2.imencode(extension, cv2.cvtColor(np.ascontiguousarray(image_rgb), cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise ToolkitError(f"{path}: cannot encode an image with extension {extension!r}")
-    atomic_save_bytes(path, encoded.tobytes())
+    atomic_save_bytes(path, encode_image(image_rgb, extension, source=path))
 
 
 def write_json(path: str, payload) -> None:
     with atomic_write(path, "w") as handle:
         json.dump(payload, handle, indent=2, ensure_ascii=False)
         handle.write("\n")
-
-
-def list_images(folder: str, recursive: bool = False) -> list[str]:
-    """Image files in ``folder`` (sorted); ToolkitError if the folder is missing or has no images."""
-    if not os.path.isdir(folder):
-        raise ToolkitError(f"{folder}: folder not found")
-    found = []
-    for root, dirs, files in os.walk(folder):
-        dirs.sort()
-        found.extend(os.path.join(root, name) for name in sorted(files) if is_image_path(name))
-        if not recursive:
-            break
-    if not found:
-        raise ToolkitError(f"{folder}: no images found ({', '.join(IMAGE_EXTENSIONS)})")
-    return found
 
 
 class VideoReader:
@@ -97,7 +67,7 @@ class VideoReader:
     def __iter__(self) -> Iterator[np.ndarray]:
         frame = self._first
         while frame is not None:
-            yield to_rgb_uint8(frame, source=self.path)
+            yield from_opencv(frame, source=self.path)
             ok, frame = self._capture.read()
             if not ok:
                 frame = None

@@ -7,10 +7,10 @@ from collections import Counter
 
 from tqdm import tqdm
 
-from ..errors import ToolkitError, reason_for
-from ..safe_io import check_writable_folder
-from .media_io import (VideoReader, is_image_path, is_video_path, list_images, read_image,
-                       video_writer, write_image, write_json)
+from arcface_paddle.core.errors import ToolkitError, reason_for
+from arcface_paddle.core.safe_io import check_writable_folder
+from arcface_paddle.pipeline.media_io import VideoReader, is_video_path, video_writer, write_image, write_json
+from arcface_paddle.core.images import is_image_path, list_images, read_image
 
 
 @dataclasses.dataclass

@@ -1,203 +1,20 @@
-"""Training checkpoints: one folder per save, written atomically, the last K kept.
+"""Recognition checkpoints: the backbone back as a layer, and PartialFC state re-split for another world size.
 
-Layout (``OUTPUT`` is the training ``output`` folder)::
-
-    OUTPUT/checkpoints/step_000200/
-        backbone.pdparams            backbone state dict (paddle.save format)
-        class_centers_rank{r}.pdparams   rank r's slice of the PartialFC class centres
-        optimizer_rank{r}.pdopt      rank r's optimizer state, keyed by structured parameter names
-        meta.json                    {"network", "backbone_kwargs", "embedding_size", "epoch", "step",
-                                      "world_size", "num_classes", ... data position, seed}
-    OUTPUT/latest -> checkpoints/step_000200   (symlink to the newest complete checkpoint)
-
-A checkpoint folder is first filled under a hidden temporary name and renamed into place only when every
-rank has written its files and ``meta.json`` is complete, so a run killed mid-save never leaves a folder
-that looks complete.  Readers use a restricted unpickler (plain data and numpy arrays only): a ``.pdparams``
-handed to us by a user cannot run code.
+The files and folders themselves are :mod:`arcface_paddle.core.checkpoint`'s; this module knows what a
+recognition run keeps in them (``meta.json``'s network and options, per-rank class-centre shards).
 """
 from __future__ import annotations
 
-import io
-import json
 import os
-import re
-import shutil
 from typing import Callable, Dict, Optional
 
 import numpy as np
 
-from ..errors import ToolkitError
-from ..safe_io import atomic_save_bytes, atomic_write, restricted_loads
-
-CHECKPOINTS_DIR = "checkpoints"
-LATEST_NAME = "latest"
-BACKBONE_FILE = "backbone.pdparams"
-META_FILE = "meta.json"
-_STEP_DIR = re.compile(r"^step_(\d+)$")
-_STRUCTURE_KEY = "StructuredToParameterName@@"
-
-
-def class_centers_file(rank: int) -> str:
-    return f"class_centers_rank{rank}.pdparams"
-
-
-def optimizer_file(rank: int) -> str:
-    return f"optimizer_rank{rank}.pdopt"
-
-
-def step_dir_name(step: int) -> str:
-    return f"step_{step:06d}"
-
-
-# ----------------------------------------------------------------------------------------- state files
-def _to_numpy_tree(value):
-    """Tensors → numpy so the pickle holds only plain data and arrays."""
-    if hasattr(value, "numpy") and callable(value.numpy):
-        return value.numpy()
-    if isinstance(value, dict):
-        return {key: _to_numpy_tree(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_to_numpy_tree(item) for item in value)
-    return value
-
-
-def save_state(path: str, state: dict) -> None:
-    """Write a state dict (tensors or arrays) in paddle.save's format, atomically."""
-    import paddle
-
-    buffer = io.BytesIO()
-    paddle.save(_to_numpy_tree(state), buffer, protocol=4)
-    atomic_save_bytes(path, buffer.getvalue())
-
-
-def load_state(path: str) -> Dict[str, object]:
-    """Read a ``.pdparams``/``.pdopt`` file as a dict of numpy arrays, refusing anything but plain data."""
-    if not os.path.isfile(path):
-        raise ToolkitError(f"{path}: checkpoint file not found")
-    with open(path, "rb") as handle:
-        data = handle.read()
-    state = restricted_loads(data, source=path, allow_numpy=True)
-    if not isinstance(state, dict):
-        raise ToolkitError(f"{path}: expected a state dict, found {type(state).__name__}")
-    state.pop(_STRUCTURE_KEY, None)
-    return state
-
-
-# ------------------------------------------------------------------------------------------ locating
-def resolve_checkpoint(path: str) -> str:
-    """Return the checkpoint folder for ``path``: a checkpoint folder, an output folder, or its ``latest``."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise ToolkitError(f"{path}: checkpoint not found")
-    if os.path.isdir(path) and os.path.isfile(os.path.join(path, META_FILE)):
-        return os.path.realpath(path)
-    if os.path.isdir(path):
-        newest = latest_checkpoint(path)
-        if newest is not None:
-            return newest
-        raise ToolkitError(f"{path}: no checkpoint here (expected {META_FILE} or {CHECKPOINTS_DIR}/step_*/)")
-    raise ToolkitError(f"{path}: not a checkpoint folder")
-
-
-def list_checkpoints(output_dir: str) -> list:
-    """Complete checkpoint folders under ``output_dir/checkpoints``, oldest first."""
-    root = os.path.join(output_dir, CHECKPOINTS_DIR)
-    if not os.path.isdir(root):
-        return []
-    found = []
-    for name in os.listdir(root):
-        match = _STEP_DIR.match(name)
-        if match and os.path.isfile(os.path.join(root, name, META_FILE)):
-            found.append((int(match.group(1)), os.path.join(root, name)))
-    return [path for _, path in sorted(found)]
-
-
-def latest_checkpoint(output_dir: str) -> Optional[str]:
-    """The newest complete checkpoint under ``output_dir`` (``latest`` link, else the highest step)."""
-    link = os.path.join(output_dir, LATEST_NAME)
-    if os.path.isdir(link) and os.path.isfile(os.path.join(link, META_FILE)):
-        return os.path.realpath(link)
-    found = list_checkpoints(output_dir)
-    return found[-1] if found else None
-
-
-def read_meta(folder: str) -> dict:
-    path = os.path.join(folder, META_FILE)
-    try:
-        with open(path, "r", encoding="utf-8") as handle:
-            meta = json.load(handle)
-    except FileNotFoundError:
-        raise ToolkitError(f"{path}: missing (not a checkpoint folder)") from None
-    except json.JSONDecodeError as error:
-        raise ToolkitError(f"{path}: corrupt JSON ({error})") from None
-    if not isinstance(meta, dict):
-        raise ToolkitError(f"{path}: expected a JSON object")
-    return meta
-
-
-# -------------------------------------------------------------------------------------------- saving
-def save_checkpoint(output_dir: str, step: int, *, meta: dict, backbone_state: Optional[dict] = None,
-                    class_centers_state: Optional[dict] = None, optimizer_state: Optional[dict] = None,
-                    rank: int = 0, world_size: int = 1, keep: int = 3,
-                    barrier: Optional[Callable[[], None]] = None,
-                    extra_states: Optional[Dict[str, dict]] = None) -> str:
-    """Save one checkpoint; every rank calls this with its own shard and optimizer state.
-
-    Rank 0 writes ``backbone.pdparams``, ``extra_states`` (file name → state dict of replicated parts)
-    and ``meta.json``, and publishes the folder; ``barrier`` (e.g.
-    ``paddle.distributed.barrier``) must be given when ``world_size > 1`` (all ranks share the filesystem).
-    Returns the final folder path.
-    """
-    sync = barrier if (barrier is not None and world_size > 1) else (lambda: None)
-    root = os.path.join(output_dir, CHECKPOINTS_DIR)
-    final = os.path.join(root, step_dir_name(step))
-    staging = os.path.join(root, "." + step_dir_name(step) + ".tmp")
-    sync()
-    if rank == 0:
-        shutil.rmtree(staging, ignore_errors=True)  # leftovers of a run killed mid-save
-        os.makedirs(staging)
-    sync()
-    if class_centers_state is not None:
-        save_state(os.path.join(staging, class_centers_file(rank)), class_centers_state)
-    if optimizer_state is not None:
-        save_state(os.path.join(staging, optimizer_file(rank)), optimizer_state)
-    sync()
-    if rank == 0:
-        if backbone_state is not None:
-            save_state(os.path.join(staging, BACKBONE_FILE), backbone_state)
-        for name, state in (extra_states or {}).items():
-            save_state(os.path.join(staging, name), state)
-        full_meta = dict(meta, step=int(step), world_size=int(world_size))
-        with atomic_write(os.path.join(staging, META_FILE), "w") as handle:
-            json.dump(full_meta, handle, indent=2, sort_keys=True)
-        shutil.rmtree(final, ignore_errors=True)  # re-saving a step (e.g. after a resume) replaces it
-        os.replace(staging, final)
-        _point_latest(output_dir, final)
-        prune_checkpoints(output_dir, keep)
-    sync()
-    return final
-
-
-def _point_latest(output_dir: str, folder: str) -> None:
-    link = os.path.join(output_dir, LATEST_NAME)
-    tmp_link = link + ".tmp"
-    if os.path.lexists(tmp_link):
-        os.unlink(tmp_link)
-    os.symlink(os.path.relpath(folder, output_dir), tmp_link)
-    os.replace(tmp_link, link)  # atomic switch
-
-
-def prune_checkpoints(output_dir: str, keep: int) -> None:
-    """Delete all but the newest ``keep`` checkpoints (``keep <= 0`` keeps everything)."""
-    if keep <= 0:
-        return
-    for folder in list_checkpoints(output_dir)[:-keep]:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-# ------------------------------------------------------------------------------------------- loading
-def backbone_state_path(path: str) -> str:
-    return os.path.join(resolve_checkpoint(path), BACKBONE_FILE) if os.path.isdir(path) else path
+from arcface_paddle.backbones import get_model
+from arcface_paddle.core.checkpoint import (BACKBONE_FILE, class_centers_file, load_rank_optimizer_state, load_state,
+                                            load_weights_into, optimizer_file, read_meta, resolve_checkpoint)
+from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.losses.distributed import shard_range
 
 
 def load_backbone(path: str, network: Optional[str] = None, **backbone_kwargs):
@@ -208,8 +25,6 @@ def load_backbone(path: str, network: Optional[str] = None, **backbone_kwargs):
     ``backbone_kwargs`` give the options).  Keyword options given here override those in ``meta.json``.
     Missing, unexpected or wrongly shaped weights raise :class:`ToolkitError`.
     """
-    from ..backbones import get_model
-
     path = os.fspath(path)
     if os.path.isdir(path):
         folder = resolve_checkpoint(path)
@@ -237,51 +52,8 @@ def load_backbone(path: str, network: Optional[str] = None, **backbone_kwargs):
     return layer, meta
 
 
-def load_weights_into(layer, state: dict, *, source: str, allow_missing: tuple = (),
-                      allow_unexpected: bool = False) -> list:
-    """Copy ``state`` into ``layer`` after checking names and shapes; returns the names skipped.
-
-    ``allow_missing``: name prefixes the checkpoint may lack or disagree on in shape (e.g. a new head when
-    fine-tuning); those keep the layer's own initialisation.
-    """
-    own = layer.state_dict()
-    skipped = [name for name in own if name not in state and name.startswith(allow_missing)] if allow_missing else []
-    missing = [name for name in own if name not in state and name not in skipped]
-    unexpected = [name for name in state if name not in own]
-    if missing:
-        raise ToolkitError(f"{source}: weights missing for {len(missing)} parameter(s) of "
-                           f"{type(layer).__name__} (first: {', '.join(missing[:3])}); wrong network or options?")
-    if unexpected and not allow_unexpected:
-        raise ToolkitError(f"{source}: {len(unexpected)} unexpected weight(s) for {type(layer).__name__} "
-                           f"(first: {', '.join(unexpected[:3])}); wrong network or options?")
-    converted = {}
-    for name, target in own.items():
-        if name in skipped:
-            continue
-        value = np.asarray(state[name])
-        if tuple(value.shape) != tuple(target.shape):
-            if allow_missing and name.startswith(allow_missing):
-                skipped.append(name)
-                continue
-            raise ToolkitError(f"{source}: shape mismatch for {name}: checkpoint {list(value.shape)}, "
-                               f"network {list(target.shape)} (different embedding_size, width or input size?)")
-        converted[name] = value.astype(_numpy_dtype(target), copy=False)
-    layer.set_state_dict(converted)
-    return skipped
-
-
-def _numpy_dtype(tensor):
-    import paddle
-
-    return {paddle.float32: np.float32, paddle.float64: np.float64, paddle.float16: np.float16,
-            paddle.int64: np.int64, paddle.int32: np.int32}.get(tensor.dtype, np.float32)
-
-
-# ------------------------------------------------------------------------ class centres and optimizer
 def shard_bounds(num_classes: int, rank: int, world_size: int) -> tuple:
     """Classes ``[start, stop)`` of ``rank`` — the PartialFC split (losses.distributed.shard_range)."""
-    from ..losses.distributed import shard_range
-
     start, count = shard_range(num_classes, rank, world_size)
     return start, start + count
 
@@ -319,42 +91,6 @@ def _class_axis(parts, num_classes, saved_world, split, name, folder) -> int:
                        f"over {saved_world} ranks as expected; corrupt checkpoint?")
 
 
-def optimizer_state_by_structure(optimizer_state: dict, named_parameters) -> dict:
-    """Rename optimizer accumulators from Paddle's unique parameter names to structured names.
-
-    Paddle keys accumulators by ``param.name`` (``linear_3.w_0_velocity_0``), which depends on how many
-    layers a process built before; structured names (``backbone.fc.weight``) survive any build order.
-    """
-    to_structured = {param.name: name for name, param in named_parameters}
-    return _rename_optimizer_keys(optimizer_state, to_structured)
-
-
-def optimizer_state_from_structure(saved: dict, named_parameters) -> dict:
-    """Inverse of :func:`optimizer_state_by_structure` for this process's parameters."""
-    to_unique = {name: param.name for name, param in named_parameters}
-    return _rename_optimizer_keys(saved, to_unique)
-
-
-def _rename_optimizer_keys(state: dict, mapping: dict) -> dict:
-    ordered = sorted(mapping, key=len, reverse=True)  # longest prefix wins (linear_1 vs linear_10)
-
-    def rename(key):
-        for old in ordered:
-            if key == old or key.startswith(old + "_"):
-                return mapping[old] + key[len(old):]
-        return key
-
-    renamed = {}
-    for key, value in state.items():
-        if key == "master_weights" and isinstance(value, dict):
-            renamed[key] = {rename(name): item for name, item in value.items()}
-        elif key in ("LR_Scheduler", _STRUCTURE_KEY):
-            renamed[key] = value
-        else:
-            renamed[rename(key)] = value
-    return renamed
-
-
 def load_optimizer_state(folder: str, rank: int, world_size: int, *, sharded: tuple = (),
                          split: Callable[[int, int, int], tuple] = shard_bounds) -> Optional[dict]:
     """This rank's optimizer state (structured names) for ``world_size`` processes; None if not saved.
@@ -369,7 +105,7 @@ def load_optimizer_state(folder: str, rank: int, world_size: int, *, sharded: tu
     if not all(os.path.isfile(path) for path in paths):
         return None
     if saved_world == world_size:
-        return load_state(paths[rank])
+        return load_rank_optimizer_state(folder, rank)
     states = [load_state(path) for path in paths]
     num_classes = int(meta["num_classes"])
     result = dict(states[0])

@@ -13,8 +13,8 @@ import copy
 from typing import Iterable, Mapping, Optional
 
 
-from ..errors import ToolkitError
-from ..yaml_config import check_known_key, parse_override, read_yaml_chain
+from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.core.yaml_config import check_known_key, parse_override, read_yaml_chain
 
 # Every key a training config may set, with its default.  configs/base.yaml documents the recipe values.
 DEFAULTS = {

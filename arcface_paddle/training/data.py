@@ -12,8 +12,8 @@ from typing import List, Optional
 import numpy as np
 import paddle
 
-from ..errors import ToolkitError
-from .samplers import GlobalBatchSampler, IdentityBatchSampler
+from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.core.samplers import GlobalBatchSampler, IdentityBatchSampler
 
 FLIP_STREAM = 0xF1
 
@@ -41,7 +41,7 @@ class ValidationTarget:
 
 def build_dataset(data_config: dict):
     """The training dataset named by ``data.kind`` (flip is applied by the trainer, deterministically)."""
-    from ..data.datasets import ImageFolderDataset, ShardDataset, SyntheticDataset
+    from arcface_paddle.data.datasets import ImageFolderDataset, ShardDataset, SyntheticDataset
 
     kind, size = data_config["kind"], int(data_config["image_size"])
     if kind == "synthetic":
@@ -113,7 +113,7 @@ def resolve_target(target: str, data_root: Optional[str]) -> tuple:
 
 
 def load_validation_targets(config: dict) -> List[ValidationTarget]:
-    from ..data.verification_bin import load_verification_bin
+    from arcface_paddle.data.verification_bin import load_verification_bin
 
     targets = []
     for target in config["validation"]["targets"] or []:

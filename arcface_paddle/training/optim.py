@@ -9,8 +9,8 @@ from typing import Iterable, Sequence
 
 import paddle
 
-from ..errors import ToolkitError
-from ..registry import Registry
+from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.core.registry import Registry
 
 OPTIMIZERS = Registry("optimizer")
 

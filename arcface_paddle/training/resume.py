@@ -12,9 +12,10 @@ import math
 import os
 from typing import Optional
 
-from ..errors import ToolkitError
-from ..preprocessing import TRAIN_MEAN, TRAIN_STD
-from . import checkpoint as ckpt
+from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.preprocessing import TRAIN_MEAN, TRAIN_STD
+from arcface_paddle.core import checkpoint as ckpt
+from arcface_paddle.training.checkpoint import load_optimizer_state
 
 CENTER_LOSS_FILE = "center_loss.pdparams"
 FORMAT_VERSION = 1
@@ -93,7 +94,7 @@ def restore_training_state(folder: str, config: dict, components, optimizer, *, 
     if components.center is not None:
         path = os.path.join(folder, CENTER_LOSS_FILE)
         ckpt.load_weights_into(components.center, ckpt.load_state(path), source=path)
-    saved_optimizer = ckpt.load_optimizer_state(folder, rank, world_size, sharded=("head.weight",))
+    saved_optimizer = load_optimizer_state(folder, rank, world_size, sharded=("head.weight",))
     if saved_optimizer is not None:
         optimizer.set_state_dict(ckpt.optimizer_state_from_structure(saved_optimizer,
                                                                      components.named_parameters()))
@@ -136,7 +137,7 @@ def load_pretrained_backbone(backbone, path: str, *, network: str, skip: tuple =
     """Initialise ``backbone`` from a checkpoint folder, a ``.pdparams`` file or an exported inference model
     folder with ``model.yaml`` (e.g. the shipped ``inference_model/mobilenet_sface``) — fine-tuning."""
     if _is_inference_model(path):
-        from ..importers.inference_weights import read_inference_params
+        from arcface_paddle.importers.inference_weights import read_inference_params
 
         _check_network(path, _inference_model_config(path).network, network)
         params = os.path.join(path, "inference.pdiparams")
@@ -158,14 +159,14 @@ def load_pretrained_backbone(backbone, path: str, *, network: str, skip: tuple =
 
 
 def _is_inference_model(path) -> bool:
-    from ..model_config import MODEL_CONFIG_NAME
+    from arcface_paddle.core.model_yaml import MODEL_CONFIG_NAME
 
     return (bool(path) and os.path.isdir(path) and os.path.isfile(os.path.join(path, MODEL_CONFIG_NAME))
             and not os.path.isfile(os.path.join(path, ckpt.META_FILE)))
 
 
 def _inference_model_config(path):
-    from ..model_config import load_model_config
+    from arcface_paddle.core.model_yaml import load_model_config
 
     config = load_model_config(path)
     if config.task != "recognition":

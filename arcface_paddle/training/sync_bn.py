@@ -15,7 +15,7 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from ..losses.distributed import AllReduceSumOfParts
+from arcface_paddle.losses.distributed import AllReduceSumOfParts
 
 
 class GlooSyncBatchNorm(nn.Layer):

@@ -1,6 +1,6 @@
 """One-off: reference SFace embeddings from the ORIGINAL runtimes, stored for the tests.
 
-For each photo in tests/data/faces: the 112×112 crop aligned (arcface_paddle.pipeline.alignment.align_face)
+For each photo in tests/data/faces: the 112×112 crop aligned (arcface_paddle.pipeline.face_alignment.align_face)
 from the landmarks in faces_landmarks.json, and its 128-d embedding from (1) onnxruntime running the original
 ``face_recognition_sface_2021dec.onnx`` (fed RGB, as OpenCV does) and (2) ``cv2.FaceRecognizerSF.feature`` on
 the same crop as BGR.  Tests compare our imported network and the shipped inference model against these,
@@ -18,7 +18,7 @@ import pathlib
 import cv2
 import numpy as np
 
-from arcface_paddle.pipeline.alignment import align_face
+from arcface_paddle.pipeline.face_alignment import align_face
 
 HERE = pathlib.Path(__file__).resolve().parent
 

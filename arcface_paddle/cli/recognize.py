@@ -1,0 +1,128 @@
+"""Detect, align, recognise and draw faces in images, folders or videos; build a gallery index.
+
+    python test_recognition.py --det --rec --index=demo/index.bin --input=demo/query/group.jpg --output=./output
+    python test_recognition.py --build_index demo/index.bin --img_dir demo/gallery
+    python test_recognition.py --import_index reference_index.bin --build_index index.bin
+
+Without --det/--rec both run. Models default to the shipped ones in inference_model/.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections import Counter
+
+from prettytable import PrettyTable
+
+from arcface_paddle.core.errors import ToolkitError, run_cli
+from arcface_paddle.pipeline.gallery_vote import DEFAULT_CANDIDATES, DEFAULT_REC_THRESHOLD
+
+
+# paddle warns about a C++ build cache at import; it means nothing to someone running inference.
+warnings.filterwarnings("ignore", message="No ccache found")
+# Our own warnings (e.g. a font without glyphs for a name) read as one line, like our errors.
+warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--det", action="store_true", help="run face detection (alone: draw detections only)")
+    parser.add_argument("--rec", action="store_true", help="run recognition (alone: the whole image is one face)")
+    parser.add_argument("--input", help="image, folder of images, or video (.mp4/.avi)")
+    parser.add_argument("--output", default="./output", help="folder for drawn results and JSON (default ./output)")
+    parser.add_argument("--index", help="gallery index.bin to match faces against")
+    parser.add_argument("--build_index", metavar="OUT", help="build a gallery index.bin at OUT")
+    parser.add_argument("--img_dir", help="with --build_index: identity folders DIR/<name>/*.jpg (or the base of --label)")
+    parser.add_argument("--label", help="with --build_index: label file of 'path<TAB>name' lines")
+    parser.add_argument("--append", action="store_true", help="with --build_index: add to an existing index")
+    parser.add_argument("--import_index", metavar="REF", help="with --build_index: convert a reference-toolkit "
+                        "(pickled) index.bin, stating that --rec_model produced its features")
+    parser.add_argument("--det_model", help="detector folder with model.yaml (default: shipped BlazeFace)")
+    parser.add_argument("--rec_model", help="recognizer folder with model.yaml (default: shipped SFace)")
+    parser.add_argument("--det_thresh", type=float, help="detection score threshold (default: the model's)")
+    parser.add_argument("--rec_thresh", type=float, default=DEFAULT_REC_THRESHOLD,
+                        help=f"cosine similarity below which a face is 'unknown' (default {DEFAULT_REC_THRESHOLD})")
+    parser.add_argument("--cdd_num", type=int, default=DEFAULT_CANDIDATES,
+                        help=f"gallery candidates that vote for a name (default {DEFAULT_CANDIDATES})")
+    parser.add_argument("--cpu_threads", type=int, default=2)
+    parser.add_argument("--use_gpu", action="store_true")
+    parser.add_argument("--font", help="TTF/OTF font for labels (use a CJK font for Chinese names)")
+    parser.add_argument("--no-align", dest="align", action="store_false",
+                        help="crop the detection box instead of aligning by keypoints")
+    parser.add_argument("--search_backend", choices=("numpy", "faiss"), default="numpy",
+                        help="gallery search: exact numpy (default) or faiss (pip install faiss-cpu)")
+    return parser.parse_args(argv)
+
+
+def build_or_import(args, analyzer) -> int:
+    from arcface_paddle.pipeline.gallery import import_reference_index
+    if args.import_index:
+        index = import_reference_index(args.import_index, model_id=analyzer.model_id)
+        index.save(args.build_index)
+        print(f"imported {len(index)} faces of {len(index.identities)} identities → {args.build_index}")
+        return 0
+    report = analyzer.build_index(img_dir=args.img_dir, label_file=args.label, output=args.build_index,
+                                  append=args.append)
+    for path, reason in report.skipped:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    print(f"added {report.added} faces ({len(report.skipped)} images skipped); index has {len(report.index)} "
+          f"faces of {len(report.index.identities)} identities → {args.build_index}")
+    return 0
+
+
+def names_found(result) -> str:
+    """``obama (0.74), unknown (0.21)`` for an image; ``obama ×120, unknown ×30`` (face-frames) for a video."""
+    named = [face for face in result.faces if face.name is not None]
+    if result.frames is not None:
+        counts = Counter(face.name for face in named)
+        return ", ".join(f"{name} ×{count}" for name, count in counts.most_common())
+    return ", ".join(face.name if face.similarity is None else f"{face.name} ({face.similarity:.2f})"
+                     for face in named)
+
+
+def print_results(report) -> None:
+    table = PrettyTable(["input", "faces", "names (similarity)", "output"])
+    table.align = "l"
+    for result in report.results:
+        faces = len(result.faces) if result.frames is None else f"{len(result.faces)} in {result.frames} frames"
+        table.add_row([result.input, faces, names_found(result) or "-", result.output])
+    print(table)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from arcface_paddle.pipeline.analyzer import FaceAnalyzer
+    from arcface_paddle.core.safe_io import check_writable_folder
+    from arcface_paddle.pipeline.runner import check_input, run_on_input
+    if not args.build_index and not args.input:
+        raise ToolkitError("nothing to do: give --input (image, folder, video) or --build_index OUT")
+    if args.input and not args.build_index:
+        check_input(args.input)
+        check_writable_folder(args.output)
+    if args.build_index and not args.import_index:
+        from arcface_paddle.pipeline.gallery_builder import items_from_label_file, items_from_tree
+        items_from_label_file(args.label, args.img_dir) if args.label else items_from_tree(args.img_dir or "")
+    use_det, use_rec = (args.det, args.rec) if (args.det or args.rec) else (True, True)
+    if args.build_index:
+        use_rec = True
+        use_det = use_det or not args.import_index
+    analyzer = FaceAnalyzer(det_model=args.det_model, rec_model=args.rec_model,
+                            index=None if args.build_index else args.index, det_thresh=args.det_thresh,
+                            rec_thresh=args.rec_thresh, cdd_num=args.cdd_num, cpu_threads=args.cpu_threads,
+                            use_gpu=args.use_gpu, align=args.align, det=use_det and not args.import_index,
+                            rec=use_rec, font=args.font, search_backend=args.search_backend)
+    if args.build_index:
+        return build_or_import(args, analyzer)
+    report = run_on_input(analyzer, args.input, args.output)
+    print_results(report)
+    if report.failed:
+        for path, reason in report.failed:
+            print(f"failed {path}: {reason}", file=sys.stderr)
+        raise ToolkitError(f"{args.input}: {len(report.failed)} of {len(report.failed) + len(report.results)} "
+                           "images could not be processed (listed above)")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
