@@ -58,14 +58,15 @@ def main(argv=None) -> int:
 
     from arcface_paddle.data import convert
     from arcface_paddle.data.datasets import ImageFolderDataset, ShardDataset
-    from arcface_paddle.data.synthetic import SyntheticFaces
+    from arcface_paddle.synthetic.faces import SyntheticFaces
+    from arcface_paddle.data.synthetic import write_synthetic_tree
     paddle.set_device("cpu")
     per_identity = 20
     faces = SyntheticFaces(max(1, args.images // per_identity), per_identity, seed=0)
     with tempfile.TemporaryDirectory() as tmp:
         tree, shards = os.path.join(tmp, "tree"), os.path.join(tmp, "shards")
         start = time.perf_counter()
-        faces.write_identity_tree(tree)
+        write_synthetic_tree(faces, tree)
         render_rate = faces.num_identities * per_identity / (time.perf_counter() - start)
         conversion = PrettyTable(["conversion", "processes", "images", "images/s", "ratio vs 1 process"])
         base = None

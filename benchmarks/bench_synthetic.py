@@ -54,7 +54,7 @@ def main(argv=None) -> int:
     import paddle.nn.functional as F
     from prettytable import PrettyTable
 
-    from arcface_paddle.data.synthetic import SyntheticFaces
+    from arcface_paddle.synthetic.faces import SyntheticFaces
     from arcface_paddle.core.images import normalize_rgb_uint8
     from arcface_paddle.preprocessing import TRAIN_MEAN, TRAIN_STD
     paddle.set_device("cpu")

@@ -7,7 +7,8 @@ import paddle
 import pytest
 
 from arcface_paddle.data.datasets import ImageFolderDataset, ShardDataset, SyntheticDataset
-from arcface_paddle.data.synthetic import SyntheticFaces
+from arcface_paddle.synthetic.faces import SyntheticFaces
+from arcface_paddle.data.synthetic import write_synthetic_shards, write_synthetic_tree
 from arcface_paddle.core.images import decode_image
 from arcface_paddle.data.verification_bin import load_verification_bin, pairs_from_tree, save_verification_bin
 from arcface_paddle.core.errors import ToolkitError
@@ -19,8 +20,8 @@ from arcface_paddle.preprocessing import TRAIN_MEAN, TRAIN_STD
 def synthetic_data(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthetic")
     faces = SyntheticFaces(4, 4, seed=7)
-    faces.write_identity_tree(root / "tree")
-    faces.write_shards(root / "shards")
+    write_synthetic_tree(faces, root / "tree")
+    write_synthetic_shards(faces, root / "shards")
     return root
 
 

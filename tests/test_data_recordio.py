@@ -8,7 +8,7 @@ from arcface_paddle.data import recordio
 from arcface_paddle.data.convert import rec_to_bin
 from arcface_paddle.data.label_file import read_label_file
 from arcface_paddle.data.shard_format import read_shard
-from arcface_paddle.data.synthetic import SyntheticFaces
+from arcface_paddle.synthetic.faces import SyntheticFaces
 from arcface_paddle.core.images import encode_image
 from arcface_paddle.core.errors import ToolkitError
 

@@ -12,7 +12,8 @@ import pytest
 from arcface_paddle.data import convert
 from arcface_paddle.data.label_file import read_classes, read_label_file
 from arcface_paddle.data.shard_format import decode_record, encode_record, read_shard, write_shard
-from arcface_paddle.data.synthetic import SyntheticFaces
+from arcface_paddle.synthetic.faces import SyntheticFaces
+from arcface_paddle.data.synthetic import write_synthetic_tree
 from arcface_paddle.core.errors import ToolkitError
 
 
@@ -28,7 +29,7 @@ def _files(root):
 @pytest.fixture(scope="module")
 def synthetic_tree(tmp_path_factory):
     root = tmp_path_factory.mktemp("tree")
-    SyntheticFaces(4, 3, seed=1).write_identity_tree(root)
+    write_synthetic_tree(SyntheticFaces(4, 3, seed=1), root)
     return root
 
 

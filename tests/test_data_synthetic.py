@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from arcface_paddle.data.synthetic import SyntheticFaces
+from arcface_paddle.synthetic.faces import SyntheticFaces
+from arcface_paddle.data.synthetic import write_synthetic_shards, write_synthetic_tree, write_synthetic_verification_bin
 from arcface_paddle.data.verification_bin import load_verification_bin
 from arcface_paddle.preprocessing import ARCFACE_TEMPLATE_5
 
@@ -67,10 +68,10 @@ def test_raw_pixels_do_not_verify_held_out_people():
 
 def test_writers_produce_loadable_outputs(tmp_path):
     faces = SyntheticFaces(3, 2, seed=1)
-    written = faces.write_identity_tree(tmp_path / "tree")
+    written = write_synthetic_tree(faces, tmp_path / "tree")
     assert written[0] == "000000/0000.jpg" and (tmp_path / "tree" / "000002" / "0001.jpg").is_file()
-    assert faces.write_shards(tmp_path / "shards") == 6
-    faces.write_verification_bin(tmp_path / "v.bin", identities=range(3, 8), num_pairs=10)
+    assert write_synthetic_shards(faces, tmp_path / "shards") == 6
+    write_synthetic_verification_bin(faces, tmp_path / "v.bin", identities=range(3, 8), num_pairs=10)
     images, issame = load_verification_bin(tmp_path / "v.bin")
     assert images.shape == (20, 112, 112, 3) and issame.tolist() == [True, False] * 5
     with pytest.raises(ValueError):

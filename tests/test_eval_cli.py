@@ -7,10 +7,11 @@ import paddle
 import pytest
 
 from arcface_paddle.backbones import get_model
-from arcface_paddle.data.synthetic import SyntheticFaces
+from arcface_paddle.synthetic.faces import SyntheticFaces
+from arcface_paddle.data.synthetic import write_synthetic_verification_bin
 from arcface_paddle.core.errors import run_cli
 from arcface_paddle.evaluation import evaluate_layer
-from arcface_paddle.inference.export import file_digests
+from arcface_paddle.core.program_export import file_digests
 from arcface_paddle.core.checkpoint import save_checkpoint
 
 SIZE = 56
@@ -33,8 +34,8 @@ def scripts(repo_root):
 def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval_cli")
     faces = SyntheticFaces(num_identities=10, images_per_identity=4, seed=0, image_size=SIZE)
-    faces.write_verification_bin(str(root / "data" / "lfw.bin"), identities=list(range(100, 110)), num_pairs=40)
-    faces.write_verification_bin(str(root / "data" / "agedb_30.bin"), identities=list(range(200, 212)), num_pairs=30)
+    write_synthetic_verification_bin(faces, str(root / "data" / "lfw.bin"), identities=list(range(100, 110)), num_pairs=40)
+    write_synthetic_verification_bin(faces, str(root / "data" / "agedb_30.bin"), identities=list(range(200, 212)), num_pairs=30)
     paddle.set_device("cpu")
     paddle.seed(0)
     model = get_model("MobileFaceNet_128", **TINY)

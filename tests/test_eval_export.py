@@ -9,7 +9,8 @@ import yaml
 
 from arcface_paddle.backbones import get_model
 from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.inference.export import ONNX_NAME, export_model, file_digests, recognition_config
+from arcface_paddle.core.program_export import ONNX_NAME, file_digests
+from arcface_paddle.inference.export import export_model, recognition_config
 from arcface_paddle.core.predictor import Predictor
 from arcface_paddle.inference.recognizer import RecognitionPredictor
 from arcface_paddle.core.model_yaml import load_model_config, params_fingerprint

@@ -156,7 +156,7 @@ def test_import_equals_onnxruntime(tiny, pixels, tmp_path, fold_bn):
 
 
 def test_checkpoint_loads_back(tiny, pixels, tmp_path):
-    from arcface_paddle.training.checkpoint import load_backbone
+    from arcface_paddle.backbones.loading import load_backbone
 
     path = GraphWriter().network(tiny).save(tmp_path / "tiny.onnx")
     imported = import_onnx_recognizer(path)

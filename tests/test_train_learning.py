@@ -6,9 +6,10 @@ import numpy as np
 import paddle
 import pytest
 
-from arcface_paddle.data.synthetic import SyntheticFaces
+from arcface_paddle.synthetic.faces import SyntheticFaces
+from arcface_paddle.data.synthetic import write_synthetic_verification_bin
 from arcface_paddle.evaluation.verification import evaluate_layer
-from arcface_paddle.training.checkpoint import load_backbone
+from arcface_paddle.backbones.loading import load_backbone
 from arcface_paddle.training.components import build_backbone
 from arcface_paddle.training.config import load_config
 from arcface_paddle.training.trainer import train
@@ -20,7 +21,7 @@ IMAGE_SIZE = 32
 @pytest.fixture(scope="module")
 def held_out_bin(tmp_path_factory):
     path = tmp_path_factory.mktemp("val") / "heldout.bin"
-    SyntheticFaces(1, 1, seed=0, image_size=IMAGE_SIZE).write_verification_bin(str(path), HELD_OUT, 200)
+    write_synthetic_verification_bin(SyntheticFaces(1, 1, seed=0, image_size=IMAGE_SIZE), str(path), HELD_OUT, 200)
     return path
 
 

@@ -12,6 +12,7 @@ import pytest
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core import checkpoint as ckpt
 from arcface_paddle.training import checkpoint as rec_ckpt
+from arcface_paddle.backbones.loading import load_backbone
 from arcface_paddle.training.config import load_config
 from arcface_paddle.core.lr_schedule import lr_at, scaled_lr, schedule_from_config
 from arcface_paddle.core.samplers import GlobalBatchSampler, IdentityBatchSampler
@@ -199,16 +200,16 @@ def test_checkpoint_layout_keep_last_and_load_backbone(tmp_path):
     saved = json.loads((tmp_path / "latest/meta.json").read_text())
     assert saved["step"] == 6 and saved["world_size"] == 1
     for source in (tmp_path, tmp_path / "latest"):
-        loaded, loaded_meta = rec_ckpt.load_backbone(str(source))
+        loaded, loaded_meta = load_backbone(str(source))
         assert not loaded.training and loaded_meta["embedding_size"] == 16
-    bare, _ = rec_ckpt.load_backbone(str(tmp_path / "latest/backbone.pdparams"), "MobileFaceNet_128", **kwargs)
+    bare, _ = load_backbone(str(tmp_path / "latest/backbone.pdparams"), "MobileFaceNet_128", **kwargs)
     x = paddle.randn([2, 3, 32, 32])
     net.eval()
     np.testing.assert_allclose(bare(x).numpy(), net(x).numpy(), rtol=1e-5, atol=1e-6)
     with pytest.raises(ToolkitError, match="does not say its network.*--network.*network="):
-        rec_ckpt.load_backbone(str(tmp_path / "latest/backbone.pdparams"))
+        load_backbone(str(tmp_path / "latest/backbone.pdparams"))
     with pytest.raises(ToolkitError, match="shape mismatch"):
-        rec_ckpt.load_backbone(str(tmp_path / "latest"), embedding_size=8)
+        load_backbone(str(tmp_path / "latest"), embedding_size=8)
 
 
 def test_checkpoint_refuses_code_in_pickles(tmp_path):
@@ -425,12 +426,13 @@ def test_pretrained_from_exported_inference_model(tmp_path, imported_checkpoint)
 
 def test_trains_from_shards_with_named_validation_target(tmp_path):
     """kind=shards reads label.txt + images/; validation target 'pairs' is found as <data.root>/pairs.bin."""
-    from arcface_paddle.data.synthetic import SyntheticFaces
+    from arcface_paddle.synthetic.faces import SyntheticFaces
+    from arcface_paddle.data.synthetic import write_synthetic_shards, write_synthetic_verification_bin
     from arcface_paddle.training.trainer import train
 
     faces = SyntheticFaces(6, 4, seed=3, image_size=32)
-    faces.write_shards(str(tmp_path / "shards"))
-    faces.write_verification_bin(str(tmp_path / "shards" / "pairs.bin"), range(100, 110), 20)
+    write_synthetic_shards(faces, str(tmp_path / "shards"))
+    write_synthetic_verification_bin(faces, str(tmp_path / "shards" / "pairs.bin"), range(100, 110), 20)
     config = load_config(str(pathlib.Path(__file__).parent.parent / "configs/synthetic_tiny.yaml"), overrides=[
         "data.kind=shards", f"data.root={tmp_path / 'shards'}", "batch_size=8", "max_steps=3",
         "validation.targets=[pairs]", f"output={tmp_path / 'out'}"])

@@ -33,25 +33,26 @@ def main(argv=None) -> int:
         raise ToolkitError("--val_identities must be 0 or >= 2 (different-person pairs need two people)")
     from prettytable import PrettyTable
 
-    from arcface_paddle.data.synthetic import SyntheticFaces
+    from arcface_paddle.synthetic.faces import SyntheticFaces
+    from arcface_paddle.data.synthetic import write_synthetic_shards, write_synthetic_tree, write_synthetic_verification_bin
     faces = SyntheticFaces(args.num_identities, args.images_per_identity, seed=args.seed, image_size=args.image_size)
     table = PrettyTable(["output", "images", "identities", "seconds"])
     n = args.num_identities * args.images_per_identity
     if args.format in ("tree", "both"):
         start = time.perf_counter()
         path = os.path.join(args.output, "images_tree")
-        faces.write_identity_tree(path, progress=True)
+        write_synthetic_tree(faces, path, progress=True)
         table.add_row([path, n, args.num_identities, f"{time.perf_counter() - start:.1f}"])
     if args.format in ("shards", "both"):
         start = time.perf_counter()
         path = os.path.join(args.output, "shards")
-        faces.write_shards(path, progress=True)
+        write_synthetic_shards(faces, path, progress=True)
         table.add_row([path, n, args.num_identities, f"{time.perf_counter() - start:.1f}"])
     if args.val_identities:
         start = time.perf_counter()
         path = os.path.join(args.output, "val.bin")
         held_out = range(args.num_identities, args.num_identities + args.val_identities)
-        faces.write_verification_bin(path, held_out, args.num_pairs)
+        write_synthetic_verification_bin(faces, path, held_out, args.num_pairs)
         table.add_row([path, 2 * args.num_pairs, args.val_identities, f"{time.perf_counter() - start:.1f}"])
     print(table)
     return 0

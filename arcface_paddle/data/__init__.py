@@ -8,7 +8,8 @@ import importlib
 
 _EXPORTS = {
     "ImageFolderDataset": "datasets", "ShardDataset": "datasets", "SyntheticDataset": "datasets",
-    "SyntheticFaces": "synthetic",
+    "write_synthetic_tree": "synthetic", "write_synthetic_shards": "synthetic",
+    "write_synthetic_verification_bin": "synthetic",
     "load_verification_bin": "verification_bin", "save_verification_bin": "verification_bin",
     "read_shard": "shard_format", "write_shard": "shard_format",
 }

@@ -62,7 +62,7 @@ def load_embedder(model_path: str, network: Optional[str] = None, cpu_threads: i
     if os.path.isdir(model_path) and programs:
         raise ToolkitError(f"{os.path.join(model_path, MODEL_CONFIG_NAME)}: missing beside {programs[0]} (it says "
                            f"the input size and preprocessing; re-export with export_inference_model.py)")
-    from arcface_paddle.training.checkpoint import load_backbone
+    from arcface_paddle.backbones.loading import load_backbone
 
     layer, meta = load_backbone(model_path, network=network, **backbone_kwargs)
     size = (meta.get("backbone_kwargs") or {}).get("input_size") or REC_IMAGE_SIZE

@@ -30,14 +30,10 @@ import tempfile
 from typing import Iterator, Optional
 
 from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.core.model_yaml import (MODEL_CONFIG_NAME, PARAMS_NAME, PROGRAM_NAMES, ModelConfig, params_fingerprint,
-                            save_model_config)
+from arcface_paddle.core.model_yaml import PARAMS_NAME, PROGRAM_NAMES, ModelConfig, params_fingerprint, save_model_config
+from arcface_paddle.core.program_export import MIN_ONNX_OPSET, ONNX_NAME, export_onnx, move_export_into_place
 
-ONNX_NAME = "inference.onnx"
 INPUT_NAME = "x"
-MIN_ONNX_OPSET = 11
-# Files an export owns: stale ones from an earlier export into the same folder are removed.
-_EXPORT_FILES = (*PROGRAM_NAMES.values(), PARAMS_NAME, ONNX_NAME, MODEL_CONFIG_NAME)
 
 
 @contextlib.contextmanager
@@ -107,26 +103,6 @@ def _save_program(layer, prefix: str, fmt: str, input_size) -> None:
         paddle.jit.save(layer, prefix, input_spec=spec)
 
 
-def export_onnx(program_path: str, params_path: str, output_path: str, opset: int = MIN_ONNX_OPSET) -> str:
-    """Convert a saved program to ONNX with paddle2onnx (optional extra ``arcface-paddle[onnx]``)."""
-    if opset < MIN_ONNX_OPSET:
-        raise ToolkitError(f"ONNX opset must be >= {MIN_ONNX_OPSET}, got {opset}")
-    try:
-        import paddle2onnx
-    except ImportError:
-        raise ToolkitError("--onnx needs paddle2onnx: pip install 'arcface-paddle[onnx]'") from None
-    try:
-        model_bytes = paddle2onnx.export(program_path, params_path, save_file=None, opset_version=opset,
-                                         auto_upgrade_opset=True, enable_onnx_checker=True)
-    except Exception as error:   # paddle2onnx logs and swallows its own errors, leaving nothing returned
-        raise ToolkitError(f"{program_path}: ONNX conversion failed ({type(error).__name__}: {error})") from None
-    if not model_bytes:
-        raise ToolkitError(f"{program_path}: ONNX conversion produced nothing (see paddle2onnx messages above)")
-    with open(output_path, "wb") as handle:
-        handle.write(model_bytes)
-    return output_path
-
-
 def export_model(layer, output_dir: str, config: ModelConfig, fmt: str = "legacy", onnx: bool = False,
                  onnx_opset: int = MIN_ONNX_OPSET) -> ModelConfig:
     """Export ``layer`` (eval mode, input ``[-1, 3, H, W]`` float32, H×W = ``config.input_size``).
@@ -170,26 +146,13 @@ def export_model(layer, output_dir: str, config: ModelConfig, fmt: str = "legacy
                 config, format=fmt, input_size=input_size, model_id=params_fingerprint(params_path),
                 embedding_size=width if config.task == "recognition" else config.embedding_size)
             save_model_config(staging, written)
-            _move_into_place(staging, output_dir)
+            move_export_into_place(staging, output_dir)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     finally:
         if was_training:
             layer.train()
     return written
-
-
-def _move_into_place(staging: str, output_dir: str) -> None:
-    os.makedirs(output_dir, exist_ok=True)
-    produced = set(os.listdir(staging))
-    for name in _EXPORT_FILES:                       # an earlier export's leftovers would contradict model.yaml
-        if name not in produced:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(output_dir, name))
-    with contextlib.suppress(FileNotFoundError):    # model.yaml goes last: it marks the folder complete
-        os.unlink(os.path.join(output_dir, MODEL_CONFIG_NAME))
-    for name in sorted(produced - {MODEL_CONFIG_NAME}) + [MODEL_CONFIG_NAME]:
-        os.replace(os.path.join(staging, name), os.path.join(output_dir, name))
 
 
 def recognition_config(network: str, embedding_size: Optional[int] = None, input_size=None,
@@ -207,7 +170,7 @@ def export_checkpoint(checkpoint: str, output_dir: str, network: Optional[str] =
                       onnx: bool = False, **backbone_kwargs) -> ModelConfig:
     """Load a training checkpoint (folder or ``.pdparams``) and export it with a recognition ``model.yaml``."""
     from arcface_paddle.preprocessing import REC_IMAGE_SIZE
-    from arcface_paddle.training.checkpoint import load_backbone
+    from arcface_paddle.backbones.loading import load_backbone
 
     if not os.path.exists(checkpoint):
         raise ToolkitError(f"{checkpoint}: checkpoint not found")
@@ -220,13 +183,4 @@ def export_checkpoint(checkpoint: str, output_dir: str, network: Optional[str] =
     return export_model(layer, output_dir, config, fmt=fmt, onnx=onnx)
 
 
-def file_digests(model_dir: str) -> dict:
-    """sha256 of every file in an export folder (reproducibility checks)."""
-    import hashlib
-
-    return {name: hashlib.sha256(open(os.path.join(model_dir, name), "rb").read()).hexdigest()
-            for name in sorted(os.listdir(model_dir)) if not name.startswith(".")}
-
-
-__all__ = ["export_model", "export_checkpoint", "export_onnx", "recognition_config", "file_digests",
-           "INPUT_NAME", "ONNX_NAME"]
+__all__ = ["export_model", "export_checkpoint", "recognition_config", "INPUT_NAME"]

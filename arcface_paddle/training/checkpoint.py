@@ -1,7 +1,7 @@
-"""Recognition checkpoints: the backbone back as a layer, and PartialFC state re-split for another world size.
+"""Recognition checkpoints: PartialFC class centres and their optimizer state re-split for another world size.
 
-The files and folders themselves are :mod:`arcface_paddle.core.checkpoint`'s; this module knows what a
-recognition run keeps in them (``meta.json``'s network and options, per-rank class-centre shards).
+The files and folders themselves are :mod:`arcface_paddle.core.checkpoint`'s; the backbone comes back as a
+layer through :func:`arcface_paddle.backbones.loading.load_backbone`.
 """
 from __future__ import annotations
 
@@ -10,46 +10,10 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
-from arcface_paddle.backbones import get_model
-from arcface_paddle.core.checkpoint import (BACKBONE_FILE, class_centers_file, load_rank_optimizer_state, load_state,
-                                            load_weights_into, optimizer_file, read_meta, resolve_checkpoint)
+from arcface_paddle.core.checkpoint import (class_centers_file, load_rank_optimizer_state, load_state,
+                                            optimizer_file, read_meta)
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.losses.distributed import shard_range
-
-
-def load_backbone(path: str, network: Optional[str] = None, **backbone_kwargs):
-    """Build a backbone and load its weights; returns ``(layer in eval mode, meta dict)``.
-
-    ``path`` is a checkpoint folder (its ``meta.json`` names the network and its options), an output folder
-    (its newest checkpoint is used) or a bare ``.pdparams`` file (then ``network`` is required and
-    ``backbone_kwargs`` give the options).  Keyword options given here override those in ``meta.json``.
-    Missing, unexpected or wrongly shaped weights raise :class:`ToolkitError`.
-    """
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        folder = resolve_checkpoint(path)
-        meta = read_meta(folder)
-        params_path = os.path.join(folder, BACKBONE_FILE)
-        network = network or meta.get("network")
-        kwargs = dict(meta.get("backbone_kwargs") or {})
-        if "embedding_size" not in kwargs and meta.get("embedding_size") is not None:
-            kwargs["embedding_size"] = meta["embedding_size"]
-        kwargs.update(backbone_kwargs)
-    else:
-        if not os.path.isfile(path):
-            raise ToolkitError(f"{path}: checkpoint not found")
-        params_path = path
-        meta = {}
-        kwargs = dict(backbone_kwargs)
-    if not network:
-        raise ToolkitError(f"{path}: a bare .pdparams does not say its network; name it (--network on the "
-                           f"command line, network= in Python, e.g. MobileFaceNet_128)")
-    layer = get_model(network, **kwargs)
-    load_weights_into(layer, load_state(params_path), source=params_path)
-    layer.eval()
-    meta = dict(meta, network=network, backbone_kwargs=kwargs)
-    meta.setdefault("embedding_size", kwargs.get("embedding_size"))
-    return layer, meta
 
 
 def shard_bounds(num_classes: int, rank: int, world_size: int) -> tuple:

@@ -30,9 +30,8 @@ import paddle
 import paddle.nn as nn
 
 from arcface_paddle.core.errors import ToolkitError, run_cli
-from arcface_paddle.core.model_yaml import (MODEL_CONFIG_NAME, PARAMS_NAME, PROGRAM_NAMES, ModelConfig,
-                                         params_fingerprint, save_model_config)
-
+from arcface_paddle.core.model_yaml import PARAMS_NAME, PROGRAM_NAMES, ModelConfig, params_fingerprint, save_model_config
+from arcface_paddle.core.program_export import ONNX_NAME, export_onnx, move_export_into_place
 from blazeface_paddle.network.anchors import anchors_for
 from blazeface_paddle.network.blocks import BlazeBlock
 from blazeface_paddle.network.model import BlazeFace
@@ -284,8 +283,6 @@ def export_detector(network: BlazeFace, output_dir: str, *, fmt: str = "legacy",
     built in a temporary folder beside ``output_dir`` and moved in with ``model.yaml`` last, so a failed
     export leaves an existing model untouched and a folder with a ``model.yaml`` is always complete.
     """
-    from arcface_paddle.inference.export import ONNX_NAME, export_onnx
-
     if fmt not in PROGRAM_NAMES:
         raise ToolkitError(f"export format must be one of {sorted(PROGRAM_NAMES)}, got {fmt!r}")
     spec = network.variant
@@ -298,31 +295,28 @@ def export_detector(network: BlazeFace, output_dir: str, *, fmt: str = "legacy",
     try:
         weights = os.path.join(work, "weights.pdparams")
         paddle.save(network.state_dict(), weights)
+        staging = os.path.join(work, "model")
+        os.makedirs(staging)
         env = dict(os.environ, FLAGS_enable_pir_api="0" if fmt == "legacy" else "1")
         env.setdefault("OMP_NUM_THREADS", "2")
         command = [sys.executable, "-m", "blazeface_paddle.conversion.export", "--variant", spec.name,
-                   "--weights", weights, "--prefix", os.path.join(work, "inference")]
+                   "--weights", weights, "--prefix", os.path.join(staging, "inference")]
         result = subprocess.run(command, env=env, capture_output=True, text=True)
-        program = os.path.join(work, PROGRAM_NAMES[fmt])
+        program = os.path.join(staging, PROGRAM_NAMES[fmt])
         if result.returncode != 0 or not os.path.isfile(program):
             tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
             raise ToolkitError(f"{output_dir}: export failed ({tail[0]})")
-        produced = [PROGRAM_NAMES[fmt], PARAMS_NAME]
+        for name in os.listdir(staging):          # e.g. the pickled name map only paddle.jit.load wants
+            if name not in (PROGRAM_NAMES[fmt], PARAMS_NAME):
+                os.unlink(os.path.join(staging, name))
         if onnx:
-            export_onnx(program, os.path.join(work, PARAMS_NAME), os.path.join(work, ONNX_NAME))
-            produced.append(ONNX_NAME)
+            export_onnx(program, os.path.join(staging, PARAMS_NAME), os.path.join(staging, ONNX_NAME))
         config = ModelConfig(task="detection", network=NETWORK_NAME, input_size=[spec.input_size] * 2,
                              color_order="RGB", mean=list(INPUT_MEAN), std=list(INPUT_STD), format=fmt,
                              detector=detector_section(spec, score_threshold), source=source)
-        config.model_id = params_fingerprint(os.path.join(work, PARAMS_NAME))
-        save_model_config(work, config)
-        os.makedirs(output_dir, exist_ok=True)
-        owned = [*PROGRAM_NAMES.values(), PARAMS_NAME, ONNX_NAME, MODEL_CONFIG_NAME]
-        for name in owned:           # an earlier export's files would contradict the new model.yaml
-            if name not in produced and os.path.exists(os.path.join(output_dir, name)):
-                os.unlink(os.path.join(output_dir, name))
-        for name in produced + [MODEL_CONFIG_NAME]:
-            os.replace(os.path.join(work, name), os.path.join(output_dir, name))
+        config.model_id = params_fingerprint(os.path.join(staging, PARAMS_NAME))
+        save_model_config(staging, config)
+        move_export_into_place(staging, output_dir)
         return config
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -1,6 +1,6 @@
 """Synthetic face-detection scenes: synthetic heads pasted on textured backgrounds, with boxes and keypoints.
 
-Heads come from :meth:`arcface_paddle.data.synthetic.SyntheticFaces.render_rgba` (alpha = head mask,
+Heads come from :meth:`arcface_paddle.synthetic.faces.SyntheticFaces.render_rgba` (alpha = head mask,
 six MediaPipe keypoints); backgrounds mix gradients, noise, stripes and shapes, including skin-coloured
 ellipses as hard negatives.  Scene ``i`` is a pure function of ``(seed, i)``; scenes of a different
 seed show different people on different backgrounds (held-out data).
@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from arcface_paddle.core.images import encode_image
+from arcface_paddle.synthetic.faces import SyntheticFaces
 from arcface_paddle.core.safe_io import atomic_save_bytes
 
 from blazeface_paddle.training.annotations import ImageAnnotation, write_retinaface, write_wider
@@ -124,8 +125,6 @@ class SyntheticScenes:
     inside_fraction: float = 0.7                      # share of a face box that must stay in the image
 
     def __post_init__(self):
-        from arcface_paddle.data.synthetic import SyntheticFaces
-
         self.image_size = tuple(int(v) for v in np.broadcast_to(self.image_size, (2,)))
         # The people depend on the scene seed: another seed means other (held-out) people.
         self._faces = SyntheticFaces(self.num_identities, 1, seed=int(self.seed) + 7919)

@@ -1,0 +1,1 @@
+"""Seeded synthetic people drawn with OpenCV: training and test data for recognition and detection."""
