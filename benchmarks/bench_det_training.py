@@ -32,14 +32,14 @@ def main() -> None:
     import paddle
     from prettytable import PrettyTable
 
+    from blazeface_paddle.inference.predictor import DetectorPredictor
+    from blazeface_paddle.training.anchor_matching import AnchorMatcher
+    from blazeface_paddle.training.annotations import DetectionDataset, read_annotated_image
     from blazeface_paddle.training.augment import DetectionAugment
     from blazeface_paddle.training.config import load_detector_config
     from blazeface_paddle.training.evaluation import LayerDetector
-    from blazeface_paddle.training.trainer import DetectorTrainer, TrainingSample
-    from blazeface_paddle.training.anchor_matching import AnchorMatcher
-    from blazeface_paddle.inference.predictor import DetectorPredictor
     from blazeface_paddle.training.synthetic_scenes import SyntheticScenes
-    from blazeface_paddle.training.annotations import DetectionDataset, read_annotated_image
+    from blazeface_paddle.training.trainer import DetectorTrainer, TrainingSample
 
     paddle.set_device("cpu")
     work = tempfile.mkdtemp(prefix="bench_det_")

@@ -90,8 +90,8 @@ class LiteRTDetector:
 
     def detect(self, image: np.ndarray) -> list:
         from blazeface_paddle.inference.letterbox import letterbox
-        from blazeface_paddle.network.decode import decode, scores_from_logits
         from blazeface_paddle.inference.predictor import select
+        from blazeface_paddle.network.decode import decode, scores_from_logits
 
         canvas, box = letterbox(image, self.spec.input_size)
         regressors, logits = self.invoke((canvas[None].astype(np.float32) - 127.5) / 127.5)

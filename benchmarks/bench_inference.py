@@ -55,9 +55,9 @@ def main(argv=None):
     from prettytable import PrettyTable
 
     from arcface_paddle.backbones import get_model
+    from arcface_paddle.core.predictor import Predictor
     from arcface_paddle.core.program_export import ONNX_NAME
     from arcface_paddle.inference.export import export_model, recognition_config
-    from arcface_paddle.core.predictor import Predictor
 
     paddle.set_device("cpu")
     table = PrettyTable(["model", "runtime", "ms/face (batch 1)", "faces/s (batch %d)" % args.batch,

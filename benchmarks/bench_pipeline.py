@@ -93,8 +93,8 @@ class OursPipeline:
 
     def stages(self, path, repeats):
         """Median ms of each stage on the photo."""
-        from arcface_paddle.pipeline.gallery_vote import match_embeddings
         from arcface_paddle.core.images import read_image
+        from arcface_paddle.pipeline.gallery_vote import match_embeddings
         analyzer = self.analyzer
         image = read_image(path)
         faces = analyzer.detect(image)

@@ -58,8 +58,8 @@ def main(argv=None) -> int:
 
     from arcface_paddle.data import convert
     from arcface_paddle.data.datasets import ImageFolderDataset, ShardDataset
-    from arcface_paddle.synthetic.faces import SyntheticFaces
     from arcface_paddle.data.synthetic import write_synthetic_tree
+    from arcface_paddle.synthetic.faces import SyntheticFaces
     paddle.set_device("cpu")
     per_identity = 20
     faces = SyntheticFaces(max(1, args.images // per_identity), per_identity, seed=0)

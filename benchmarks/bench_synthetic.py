@@ -54,9 +54,9 @@ def main(argv=None) -> int:
     import paddle.nn.functional as F
     from prettytable import PrettyTable
 
-    from arcface_paddle.synthetic.faces import SyntheticFaces
     from arcface_paddle.core.images import normalize_rgb_uint8
     from arcface_paddle.preprocessing import TRAIN_MEAN, TRAIN_STD
+    from arcface_paddle.synthetic.faces import SyntheticFaces
     paddle.set_device("cpu")
     paddle.seed(0)
     rng = np.random.default_rng(0)

@@ -2,14 +2,14 @@
 import numpy as np
 import pytest
 
+from arcface_paddle.core.boxes import box_iou, hard_nms
 from arcface_paddle.core.errors import ToolkitError
-from blazeface_paddle.network.anchors import anchors_for, ssd_anchors
 from arcface_paddle.core.images import as_rgb_uint8
 from blazeface_paddle.inference.letterbox import letterbox, letterbox_geometry
-from arcface_paddle.core.boxes import box_iou, hard_nms
 from blazeface_paddle.inference.nms import weighted_nms
-from blazeface_paddle.network.decode import decode, scores_from_logits
 from blazeface_paddle.inference.tiling import merge_tiles, tile_windows
+from blazeface_paddle.network.anchors import anchors_for, ssd_anchors
+from blazeface_paddle.network.decode import decode, scores_from_logits
 from blazeface_paddle.network.variants import VARIANTS, get_variant
 
 

@@ -7,11 +7,11 @@ import paddle
 import pytest
 
 from arcface_paddle.core.errors import ToolkitError
-from blazeface_paddle.conversion.export import DecodingBlazeFace
 from arcface_paddle.core.images import read_image
+from blazeface_paddle.conversion.export import DecodingBlazeFace
+from blazeface_paddle.conversion.tflite_import import convert_tflite, import_tflite_model
 from blazeface_paddle.inference.letterbox import letterbox
 from blazeface_paddle.inference.predictor import DetectorPredictor
-from blazeface_paddle.conversion.tflite_import import convert_tflite, import_tflite_model
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 MODELS = {variant: REPO / "inference_model" / f"blazeface_{variant}" for variant in ("short_range", "full_range")}

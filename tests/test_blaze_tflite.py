@@ -9,8 +9,8 @@ from ai_edge_litert.interpreter import Interpreter
 
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.images import read_image
-from blazeface_paddle.inference.letterbox import letterbox
 from blazeface_paddle.conversion.tflite_import import convert_tflite
+from blazeface_paddle.inference.letterbox import letterbox
 from blazeface_paddle.network.variants import SHORT_RANGE
 
 TFLITE_DIR = pathlib.Path(__file__).resolve().parent / "data" / "blazeface"

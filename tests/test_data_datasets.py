@@ -6,14 +6,13 @@ import numpy as np
 import paddle
 import pytest
 
-from arcface_paddle.data.datasets import ImageFolderDataset, ShardDataset, SyntheticDataset
-from arcface_paddle.synthetic.faces import SyntheticFaces
-from arcface_paddle.data.synthetic import write_synthetic_shards, write_synthetic_tree
-from arcface_paddle.core.images import decode_image
-from arcface_paddle.data.verification_bin import load_verification_bin, pairs_from_tree, save_verification_bin
 from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.core.images import normalize_rgb_uint8
+from arcface_paddle.core.images import decode_image, normalize_rgb_uint8
+from arcface_paddle.data.datasets import ImageFolderDataset, ShardDataset, SyntheticDataset
+from arcface_paddle.data.synthetic import write_synthetic_shards, write_synthetic_tree
+from arcface_paddle.data.verification_bin import load_verification_bin, pairs_from_tree, save_verification_bin
 from arcface_paddle.preprocessing import TRAIN_MEAN, TRAIN_STD
+from arcface_paddle.synthetic.faces import SyntheticFaces
 
 
 @pytest.fixture(scope="module")

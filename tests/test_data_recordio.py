@@ -4,13 +4,13 @@ import struct
 import numpy as np
 import pytest
 
+from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.core.images import encode_image
 from arcface_paddle.data import recordio
 from arcface_paddle.data.convert import rec_to_bin
 from arcface_paddle.data.label_file import read_label_file
 from arcface_paddle.data.shard_format import read_shard
 from arcface_paddle.synthetic.faces import SyntheticFaces
-from arcface_paddle.core.images import encode_image
-from arcface_paddle.core.errors import ToolkitError
 
 MAGIC = struct.pack("<I", 0xCED7230A)
 

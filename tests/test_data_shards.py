@@ -9,12 +9,12 @@ import sys
 
 import pytest
 
+from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.data import convert
 from arcface_paddle.data.label_file import read_classes, read_label_file
 from arcface_paddle.data.shard_format import decode_record, encode_record, read_shard, write_shard
-from arcface_paddle.synthetic.faces import SyntheticFaces
 from arcface_paddle.data.synthetic import write_synthetic_tree
-from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.synthetic.faces import SyntheticFaces
 
 
 def _files(root):

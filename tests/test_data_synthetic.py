@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from arcface_paddle.synthetic.faces import SyntheticFaces
 from arcface_paddle.data.synthetic import write_synthetic_shards, write_synthetic_tree, write_synthetic_verification_bin
 from arcface_paddle.data.verification_bin import load_verification_bin
 from arcface_paddle.preprocessing import ARCFACE_TEMPLATE_5
+from arcface_paddle.synthetic.faces import SyntheticFaces
 
 
 def test_render_is_deterministic_and_identity_depends_only_on_seed():

@@ -4,8 +4,15 @@ import math
 import numpy as np
 import pytest
 
-from blazeface_paddle.training.evaluation import (FALSE_POSITIVE, IGNORED, TRUE_POSITIVE, average_precision, evaluate_detections, match_image)
 from arcface_paddle.core.boxes import box_iou
+from blazeface_paddle.training.evaluation import (
+    FALSE_POSITIVE,
+    IGNORED,
+    TRUE_POSITIVE,
+    average_precision,
+    evaluate_detections,
+    match_image,
+)
 
 FACES = np.array([[0, 0, 10, 10], [20, 0, 60, 40], [0, 100, 120, 220]], np.float32)   # heights 10, 40, 120
 NONE = np.zeros(3, bool)

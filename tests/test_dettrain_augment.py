@@ -1,8 +1,14 @@
 """Augmentation moves boxes and keypoints with the pixels; flips swap right/left keypoints."""
 import numpy as np
 
-from blazeface_paddle.training.augment import (DetectionAugment, crop, horizontal_flip, letterbox, photometric_distort,
-                                      random_crop_keeping_faces)
+from blazeface_paddle.training.augment import (
+    DetectionAugment,
+    crop,
+    horizontal_flip,
+    letterbox,
+    photometric_distort,
+    random_crop_keeping_faces,
+)
 
 
 def _marked_image():

@@ -3,8 +3,13 @@ import numpy as np
 import pytest
 
 from arcface_paddle.core.errors import ToolkitError
-from blazeface_paddle.training.annotations import (DetectionDataset, read_annotations, resolve_images_root,
-                                            write_retinaface, write_wider)
+from blazeface_paddle.training.annotations import (
+    DetectionDataset,
+    read_annotations,
+    resolve_images_root,
+    write_retinaface,
+    write_wider,
+)
 
 WIDER = """0--Parade/0_Parade_marchingband_1_849.jpg
 1

@@ -4,10 +4,18 @@ import paddle
 import pytest
 
 from blazeface_paddle.network.anchors import anchors_for
-from blazeface_paddle.training.loss import LossWeights, detection_loss, hard_negative_mask
-from blazeface_paddle.training.anchor_matching import (IGNORE, NEGATIVE, POSITIVE, AnchorMatcher, encode, initialize_heads,
-                                       match_anchors, matching_anchor_boxes)
 from blazeface_paddle.network.decode import decode
+from blazeface_paddle.training.anchor_matching import (
+    IGNORE,
+    NEGATIVE,
+    POSITIVE,
+    AnchorMatcher,
+    encode,
+    initialize_heads,
+    match_anchors,
+    matching_anchor_boxes,
+)
+from blazeface_paddle.training.loss import LossWeights, detection_loss, hard_negative_mask
 
 
 @pytest.mark.parametrize("variant", ["short_range", "full_range"])

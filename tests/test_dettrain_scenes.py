@@ -1,8 +1,8 @@
 """Synthetic detection scenes: deterministic, faces where the boxes say, readable by the WIDER reader."""
 import numpy as np
 
-from blazeface_paddle.training.synthetic_scenes import SyntheticScenes, face_box_from_keypoints
 from blazeface_paddle.training.annotations import read_annotations, resolve_images_root
+from blazeface_paddle.training.synthetic_scenes import SyntheticScenes, face_box_from_keypoints
 
 
 def test_face_box_from_upright_keypoints():

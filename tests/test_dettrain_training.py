@@ -11,9 +11,9 @@ import paddle
 import pytest
 
 from arcface_paddle.core.errors import ToolkitError
+from blazeface_paddle.conversion.weights import load_detector
 from blazeface_paddle.training.config import load_detector_config
 from blazeface_paddle.training.trainer import DetectorTrainer
-from blazeface_paddle.conversion.weights import load_detector
 
 
 @pytest.fixture(scope="module")
@@ -101,9 +101,9 @@ def test_train_cli_with_overrides_and_export(trained, tmp_path, capsys):
     sys.path.insert(0, str(config_path(None).parent.parent / "tools"))
     import train_detector
 
-    from blazeface_paddle.training.evaluation import LayerDetector
     from blazeface_paddle.inference.predictor import DetectorPredictor
     from blazeface_paddle.training.annotations import read_annotated_image, read_annotations
+    from blazeface_paddle.training.evaluation import LayerDetector
 
     config, _, result = trained
     exported = tmp_path / "model"

@@ -7,12 +7,12 @@ import paddle
 import pytest
 
 from arcface_paddle.backbones import get_model
-from arcface_paddle.synthetic.faces import SyntheticFaces
-from arcface_paddle.data.synthetic import write_synthetic_verification_bin
-from arcface_paddle.core.errors import run_cli
-from arcface_paddle.evaluation import evaluate_layer
-from arcface_paddle.core.program_export import file_digests
 from arcface_paddle.core.checkpoint import save_checkpoint
+from arcface_paddle.core.errors import run_cli
+from arcface_paddle.core.program_export import file_digests
+from arcface_paddle.data.synthetic import write_synthetic_verification_bin
+from arcface_paddle.evaluation import evaluate_layer
+from arcface_paddle.synthetic.faces import SyntheticFaces
 
 SIZE = 56
 TINY = dict(embedding_size=32, width_mult=0.25, input_size=SIZE, blocks=[1, 1, 1, 1, 1], feature_channels=64)

@@ -9,12 +9,12 @@ import yaml
 
 from arcface_paddle.backbones import get_model
 from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.core.images import normalize_rgb_uint8
+from arcface_paddle.core.model_yaml import load_model_config, params_fingerprint
+from arcface_paddle.core.predictor import Predictor
 from arcface_paddle.core.program_export import ONNX_NAME, file_digests
 from arcface_paddle.inference.export import export_model, recognition_config
-from arcface_paddle.core.predictor import Predictor
 from arcface_paddle.inference.recognizer import RecognitionPredictor
-from arcface_paddle.core.model_yaml import load_model_config, params_fingerprint
-from arcface_paddle.core.images import normalize_rgb_uint8
 from arcface_paddle.preprocessing import TRAIN_MEAN, TRAIN_STD
 
 SIZE = 56

@@ -6,8 +6,15 @@ import paddle
 import pytest
 
 from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.losses.margin import (COS_EPS, MARGIN_PRESETS, CombinedMarginLoss, apply_margin,
-                                          build_margin_loss, margin_softmax_loss, margin_target_cosine)
+from arcface_paddle.losses.margin import (
+    COS_EPS,
+    MARGIN_PRESETS,
+    CombinedMarginLoss,
+    apply_margin,
+    build_margin_loss,
+    margin_softmax_loss,
+    margin_target_cosine,
+)
 
 paddle.set_device("cpu")
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.core.images import read_image
 from arcface_paddle.pipeline.analyzer import Face
 from arcface_paddle.pipeline.drawing import default_font_path, draw_faces, font_size_for, identity_color, text_color
 from arcface_paddle.pipeline.gallery import GalleryIndex
-from arcface_paddle.core.images import read_image
 
 
 def load_script(repo_root, relative):
@@ -116,8 +116,8 @@ def test_compare_refuses_a_show_file_that_is_not_an_image(repo_root, faces_dir, 
 
 
 def test_align_dataset_parallel_resumable_with_report(repo_root, faces_dir, nonfaces_dir, tmp_path):
-    from arcface_paddle.pipeline.dataset_alignment import align_dataset
     from arcface_paddle.pipeline.analyzer import FaceAnalyzer
+    from arcface_paddle.pipeline.dataset_alignment import align_dataset
     raw = tmp_path / "raw"
     for identity, files in {"obama": ["obama.jpg", "obama3.jpg"], "cat": ["chelsea.png"]}.items():
         (raw / identity).mkdir(parents=True)
@@ -163,6 +163,7 @@ def test_drawing_colours_labels_and_fonts():
 
 def test_import_reference_index_from_the_command_line(recognition_cli, repo_root, tmp_path):
     import pickle
+
     from arcface_paddle.pipeline.gallery import load_index
     shipped = load_index(str(repo_root / "demo" / "index.bin"))
     reference = tmp_path / "reference_index.bin"

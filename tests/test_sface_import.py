@@ -278,8 +278,8 @@ def _run_cli(repo_root, *args):
 
 
 def test_cli_imports_exports_and_refuses(tiny, pixels, tmp_path, repo_root):
-    from arcface_paddle.inference.recognizer import RecognitionPredictor
     from arcface_paddle.core.model_yaml import load_model_config, params_fingerprint
+    from arcface_paddle.inference.recognizer import RecognitionPredictor
 
     path = GraphWriter().network(tiny).save(tmp_path / "tiny.onnx")
     result = _run_cli(repo_root, "--source", path, "--network", "MobileNetV1", "--output", tmp_path / "model",

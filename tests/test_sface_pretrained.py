@@ -14,9 +14,9 @@ import numpy as np
 import paddle
 import pytest
 
+from arcface_paddle.core.model_yaml import load_model_config, params_fingerprint
 from arcface_paddle.importers import load_layer_from_inference_model
 from arcface_paddle.inference.recognizer import RecognitionPredictor
-from arcface_paddle.core.model_yaml import load_model_config, params_fingerprint
 from arcface_paddle.pipeline.face_alignment import align_face
 
 SFACE_SHA256 = "0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c34e79"

@@ -6,10 +6,10 @@ import numpy as np
 import paddle
 import pytest
 
-from arcface_paddle.synthetic.faces import SyntheticFaces
+from arcface_paddle.backbones.loading import load_backbone
 from arcface_paddle.data.synthetic import write_synthetic_verification_bin
 from arcface_paddle.evaluation.verification import evaluate_layer
-from arcface_paddle.backbones.loading import load_backbone
+from arcface_paddle.synthetic.faces import SyntheticFaces
 from arcface_paddle.training.components import build_backbone
 from arcface_paddle.training.config import load_config
 from arcface_paddle.training.trainer import train

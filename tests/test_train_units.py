@@ -9,13 +9,13 @@ import numpy as np
 import paddle
 import pytest
 
-from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.core import checkpoint as ckpt
-from arcface_paddle.training import checkpoint as rec_ckpt
 from arcface_paddle.backbones.loading import load_backbone
-from arcface_paddle.training.config import load_config
+from arcface_paddle.core import checkpoint as ckpt
+from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.lr_schedule import lr_at, scaled_lr, schedule_from_config
 from arcface_paddle.core.samplers import GlobalBatchSampler, IdentityBatchSampler
+from arcface_paddle.training import checkpoint as rec_ckpt
+from arcface_paddle.training.config import load_config
 
 paddle.set_device("cpu")
 
@@ -322,8 +322,8 @@ def test_pretrained_initialises_backbone(tmp_path, imported_checkpoint):
 
 
 def test_pretrained_head_mismatch_needs_explicit_skip(tmp_path, imported_checkpoint):
-    from arcface_paddle.training.resume import load_pretrained_backbone
     from arcface_paddle.backbones import get_model
+    from arcface_paddle.training.resume import load_pretrained_backbone
 
     folder, weights = imported_checkpoint
     bigger = get_model("MobileNetV1", embedding_size=32, width_mult=0.125, dropout=0.0, input_size=32)
@@ -405,8 +405,8 @@ def test_gloo_sync_batchnorm_matches_batchnorm_in_one_process():
 def test_pretrained_from_exported_inference_model(tmp_path, imported_checkpoint):
     """--pretrained also takes an exported model folder (model.yaml), e.g. inference_model/mobilenet_sface."""
     from arcface_paddle.backbones import get_model
-    from arcface_paddle.inference.export import export_model
     from arcface_paddle.core.model_yaml import ModelConfig
+    from arcface_paddle.inference.export import export_model
     from arcface_paddle.training.resume import load_pretrained_backbone
 
     folder, weights = imported_checkpoint
@@ -426,8 +426,8 @@ def test_pretrained_from_exported_inference_model(tmp_path, imported_checkpoint)
 
 def test_trains_from_shards_with_named_validation_target(tmp_path):
     """kind=shards reads label.txt + images/; validation target 'pairs' is found as <data.root>/pairs.bin."""
-    from arcface_paddle.synthetic.faces import SyntheticFaces
     from arcface_paddle.data.synthetic import write_synthetic_shards, write_synthetic_verification_bin
+    from arcface_paddle.synthetic.faces import SyntheticFaces
     from arcface_paddle.training.trainer import train
 
     faces = SyntheticFaces(6, 4, seed=3, image_size=32)

@@ -15,8 +15,8 @@ from typing import Sequence
 import paddle
 import paddle.nn as nn
 
-from arcface_paddle.backbones.registry import BACKBONES
 from arcface_paddle.backbones.layers import ConvBN, check_input_size, conv_output_size
+from arcface_paddle.backbones.registry import BACKBONES
 
 IRESNET_LAYERS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 14, 3), 100: (3, 13, 30, 3)}
 

@@ -17,8 +17,8 @@ from typing import Sequence
 import paddle
 import paddle.nn as nn
 
-from arcface_paddle.backbones.registry import BACKBONES
 from arcface_paddle.backbones.layers import ConvBN, check_input_size, conv_output_size, make_divisible
+from arcface_paddle.backbones.registry import BACKBONES
 
 # (expansion t, output channels c, repeats n, stride of the first repeat s)
 MOBILEFACENET_STAGES = ((2, 64, 5, 2), (4, 128, 1, 2), (2, 128, 6, 1), (4, 128, 1, 2), (2, 128, 2, 1))

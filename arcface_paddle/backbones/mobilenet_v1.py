@@ -18,9 +18,9 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 
-from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.backbones.registry import BACKBONES
 from arcface_paddle.backbones.layers import check_input_size
+from arcface_paddle.backbones.registry import BACKBONES
+from arcface_paddle.core.errors import ToolkitError
 
 BODY_BN_EPSILON = 1e-3
 HEAD_BN_EPSILON = 2e-5

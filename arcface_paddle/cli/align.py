@@ -11,11 +11,10 @@ from __future__ import annotations
 import argparse
 import warnings
 
-
 from prettytable import PrettyTable
 
 from arcface_paddle.core.errors import run_cli
-
+from arcface_paddle.pipeline.dataset_alignment import align_dataset
 
 # paddle warns about a C++ build cache at import; it means nothing to someone running inference.
 warnings.filterwarnings("ignore", message="No ccache found")
@@ -34,7 +33,6 @@ def main(argv=None) -> int:
     parser.add_argument("--det_model", help="detector folder with model.yaml (default: shipped BlazeFace)")
     parser.add_argument("--det_thresh", type=float, help="detection score threshold (default: the model's)")
     args = parser.parse_args(argv)
-    from arcface_paddle.pipeline.dataset_alignment import align_dataset
     report = align_dataset(args.input, args.output, size=args.size, margin=args.margin, select=args.select,
                            workers=args.workers, det_model=args.det_model, det_thresh=args.det_thresh)
     if report.failed:

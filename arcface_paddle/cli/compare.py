@@ -7,12 +7,11 @@ from __future__ import annotations
 import argparse
 import warnings
 
-
 from prettytable import PrettyTable
 
 from arcface_paddle.core.errors import run_cli
 from arcface_paddle.pipeline.gallery_vote import DEFAULT_REC_THRESHOLD
-
+from arcface_paddle.pipeline.photo_compare import compare_images, verdict
 
 # paddle warns about a C++ build cache at import; it means nothing to someone running inference.
 warnings.filterwarnings("ignore", message="No ccache found")
@@ -34,7 +33,6 @@ def main(argv=None) -> int:
     parser.add_argument("--use_gpu", action="store_true")
     parser.add_argument("--font", help="TTF/OTF font for --show")
     args = parser.parse_args(argv)
-    from arcface_paddle.pipeline.photo_compare import compare_images, verdict
     result = compare_images(args.image1, args.image2, show=args.show, threshold=args.threshold,
                             det_model=args.det_model, rec_model=args.rec_model, det_thresh=args.det_thresh,
                             align=args.align, cpu_threads=args.cpu_threads, use_gpu=args.use_gpu, font=args.font)

@@ -10,8 +10,11 @@ from __future__ import annotations
 import argparse
 import os
 
+from prettytable import PrettyTable
 
 from arcface_paddle.core.errors import ToolkitError, run_cli
+from arcface_paddle.core.safe_io import atomic_write
+from arcface_paddle.data import convert
 
 MAX_LISTED = 50
 
@@ -37,7 +40,6 @@ def _require(args, *names):
 
 
 def print_report(mode, report, skipped_file=None):
-    from prettytable import PrettyTable
     table = PrettyTable(["mode", "images", "identities", "skipped", "seconds", "images/s"])
     table.add_row([mode, report.images, report.identities, len(report.skipped), f"{report.seconds:.2f}",
                    f"{report.images_per_second:.0f}"])
@@ -51,7 +53,6 @@ def print_report(mode, report, skipped_file=None):
 def _write_skipped(folder, report):
     if not report.skipped:
         return None
-    from arcface_paddle.core.safe_io import atomic_write
     path = os.path.join(folder, "skipped.txt")
     with atomic_write(path, "w") as handle:
         for source, reason in report.skipped:
@@ -61,7 +62,6 @@ def _write_skipped(folder, report):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from arcface_paddle.data import convert
     progress = not args.no_progress
     if args.mode == "image2bin":
         _require(args, "image_path", "bin_path")

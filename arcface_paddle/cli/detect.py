@@ -18,7 +18,9 @@ from prettytable import PrettyTable
 from tqdm import tqdm
 
 from arcface_paddle.core.errors import ToolkitError, reason_for, run_cli
+from arcface_paddle.core.images import encode_image, list_images, read_image
 from arcface_paddle.core.safe_io import atomic_save_bytes, atomic_write, check_writable_folder
+from blazeface_paddle.inference.predictor import DetectorPredictor
 
 DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "inference_model",
                              "blazeface_full_range")
@@ -41,7 +43,6 @@ def draw_detections(image_rgb: np.ndarray, detections) -> np.ndarray:
 
 def expand_inputs(paths) -> list[str]:
     """Photo paths, with each folder replaced by the images directly inside it (sorted)."""
-    from arcface_paddle.core.images import list_images
 
     images = []
     for path in paths:
@@ -57,8 +58,6 @@ def detect_files(images, *, model: str = DEFAULT_MODEL, threshold: float | None 
     A file that cannot be read raises ToolkitError, unless ``failed`` is a list: then ``(path, reason)``
     is appended to it and the other files are still processed.
     """
-    from arcface_paddle.core.images import encode_image, read_image
-    from blazeface_paddle.inference.predictor import DetectorPredictor
 
     if draw_dir:
         check_writable_folder(draw_dir)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 
-
 from arcface_paddle.core.errors import run_cli
+from arcface_paddle.core.safe_io import atomic_write
+from blazeface_paddle.training.evaluation import evaluate_model
 
 
 def parse_args(argv=None):
@@ -33,7 +34,6 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from blazeface_paddle.training.evaluation import evaluate_model
 
     report = evaluate_model(args.model, args.annotations, images_root=args.images, variant=args.variant,
                             score_threshold=args.score_threshold, iou_threshold=args.iou,
@@ -41,8 +41,6 @@ def main(argv=None) -> int:
                             cpu_threads=args.cpu_threads, progress=True)
     print(report.table())
     if args.json:
-        from arcface_paddle.core.safe_io import atomic_write
-
         with atomic_write(args.json, "w") as handle:
             json.dump(report.as_dict(), handle, indent=2)
         print(f"written {args.json}")

@@ -12,6 +12,8 @@ import argparse
 import sys
 
 from arcface_paddle.core.errors import run_cli
+from arcface_paddle.core.model_yaml import PROGRAM_NAMES
+from arcface_paddle.inference.export import export_checkpoint
 
 
 def parse_args(argv=None):
@@ -32,8 +34,6 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from arcface_paddle.inference.export import export_checkpoint
-    from arcface_paddle.core.model_yaml import PROGRAM_NAMES
 
     options = {"embedding_size": args.embedding_size} if args.embedding_size else {}
     config = export_checkpoint(args.checkpoint, args.output, network=args.network, fmt=args.format,

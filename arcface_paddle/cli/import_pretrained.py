@@ -19,7 +19,7 @@ from arcface_paddle.core.checkpoint import BACKBONE_FILE, META_FILE
 from arcface_paddle.core.errors import ToolkitError, run_cli
 from arcface_paddle.core.model_yaml import ModelConfig
 from arcface_paddle.core.safe_io import atomic_write
-
+from arcface_paddle.inference.export import export_model
 
 SOURCE_KINDS = {".onnx": "recognizer", ".tflite": "detector"}
 
@@ -38,7 +38,6 @@ def _blazeface_variant(network: str, source: str) -> str:
 def _import_recognizer(source: str, network: str, output: str, checkpoint: Optional[str], fmt: str,
                        color_order: Optional[str], fuse_head: bool) -> ModelConfig:
     from arcface_paddle.importers.sface import import_onnx_recognizer, save_imported_checkpoint  # paddle: lazily
-    from arcface_paddle.inference.export import export_model
 
     imported = import_onnx_recognizer(source, network=network, color_order=color_order)
     if checkpoint:
@@ -55,7 +54,7 @@ def _import_recognizer(source: str, network: str, output: str, checkpoint: Optio
 
 
 def _import_detector(source: str, network: str, output: str, checkpoint: Optional[str], fmt: str) -> ModelConfig:
-    from blazeface_paddle.conversion.tflite_import import import_tflite_model   # paddle: imported when needed
+    from blazeface_paddle.conversion.tflite_import import import_tflite_model  # paddle: imported when needed
 
     variant = _blazeface_variant(network, source)
     checkpoint_params = os.path.join(checkpoint, BACKBONE_FILE) if checkpoint else None  # folder made on write
@@ -111,7 +110,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import paddle
+    import paddle  # heavy (paddle): imported on first use
 
     paddle.set_device("cpu")
     config = import_pretrained(source=args.source, network=args.network, output=args.output,

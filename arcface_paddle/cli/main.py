@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import sys
 
+from arcface_paddle import __version__
 from arcface_paddle.core.errors import run_cli
 
 # command → (module in arcface_paddle.cli, one-line summary); ordered as a user meets them
@@ -42,7 +43,6 @@ def main(argv=None) -> int:
         print(usage())
         return 0
     if argv[0] in ("-V", "--version"):
-        from arcface_paddle import __version__
         print(f"arcface-paddle {__version__}")
         return 0
     command = argv[0]

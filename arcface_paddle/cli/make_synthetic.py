@@ -11,8 +11,11 @@ import argparse
 import os
 import time
 
+from prettytable import PrettyTable
 
 from arcface_paddle.core.errors import ToolkitError, run_cli
+from arcface_paddle.data.synthetic import write_synthetic_shards, write_synthetic_tree, write_synthetic_verification_bin
+from arcface_paddle.synthetic.faces import SyntheticFaces
 
 
 def main(argv=None) -> int:
@@ -31,10 +34,7 @@ def main(argv=None) -> int:
         raise ToolkitError("--num_identities and --images_per_identity must be >= 1")
     if args.val_identities == 1:
         raise ToolkitError("--val_identities must be 0 or >= 2 (different-person pairs need two people)")
-    from prettytable import PrettyTable
 
-    from arcface_paddle.synthetic.faces import SyntheticFaces
-    from arcface_paddle.data.synthetic import write_synthetic_shards, write_synthetic_tree, write_synthetic_verification_bin
     faces = SyntheticFaces(args.num_identities, args.images_per_identity, seed=args.seed, image_size=args.image_size)
     table = PrettyTable(["output", "images", "identities", "seconds"])
     n = args.num_identities * args.images_per_identity

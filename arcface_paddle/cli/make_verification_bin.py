@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import argparse
 
+from prettytable import PrettyTable
 
 from arcface_paddle.core.errors import run_cli
+from arcface_paddle.data.verification_bin import pairs_from_tree, save_verification_bin
 
 
 def main(argv=None) -> int:
@@ -17,9 +19,7 @@ def main(argv=None) -> int:
     parser.add_argument("--num_pairs", type=int, default=3000, help="pairs, half same-person (default 3000)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    from prettytable import PrettyTable
 
-    from arcface_paddle.data.verification_bin import pairs_from_tree, save_verification_bin
     images, issame = pairs_from_tree(root=args.image_path, num_pairs=args.num_pairs, seed=args.seed)
     save_verification_bin(args.output, images, issame)
     table = PrettyTable(["output", "pairs", "same", "different", "images"])

@@ -16,8 +16,12 @@ from collections import Counter
 from prettytable import PrettyTable
 
 from arcface_paddle.core.errors import ToolkitError, run_cli
+from arcface_paddle.core.safe_io import check_writable_folder
+from arcface_paddle.pipeline.analyzer import FaceAnalyzer
+from arcface_paddle.pipeline.gallery import import_reference_index
+from arcface_paddle.pipeline.gallery_builder import items_from_label_file, items_from_tree
 from arcface_paddle.pipeline.gallery_vote import DEFAULT_CANDIDATES, DEFAULT_REC_THRESHOLD
-
+from arcface_paddle.pipeline.runner import check_input, run_on_input
 
 # paddle warns about a C++ build cache at import; it means nothing to someone running inference.
 warnings.filterwarnings("ignore", message="No ccache found")
@@ -56,7 +60,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def build_or_import(args, analyzer) -> int:
-    from arcface_paddle.pipeline.gallery import import_reference_index
     if args.import_index:
         index = import_reference_index(args.import_index, model_id=analyzer.model_id)
         index.save(args.build_index)
@@ -92,16 +95,12 @@ def print_results(report) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from arcface_paddle.pipeline.analyzer import FaceAnalyzer
-    from arcface_paddle.core.safe_io import check_writable_folder
-    from arcface_paddle.pipeline.runner import check_input, run_on_input
     if not args.build_index and not args.input:
         raise ToolkitError("nothing to do: give --input (image, folder, video) or --build_index OUT")
     if args.input and not args.build_index:
         check_input(args.input)
         check_writable_folder(args.output)
     if args.build_index and not args.import_index:
-        from arcface_paddle.pipeline.gallery_builder import items_from_label_file, items_from_tree
         items_from_label_file(args.label, args.img_dir) if args.label else items_from_tree(args.img_dir or "")
     use_det, use_rec = (args.det, args.rec) if (args.det or args.rec) else (True, True)
     if args.build_index:

@@ -12,6 +12,8 @@ Every config key (configs/base.yaml, arcface_paddle/training/config.py) can be s
 import argparse
 
 from arcface_paddle.core.errors import run_cli
+from arcface_paddle.core.yaml_config import dump_config
+from arcface_paddle.training.config import FLAG_KEYS, load_config
 
 
 def parse_args(argv=None):
@@ -35,16 +37,13 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    from arcface_paddle.training.config import FLAG_KEYS, load_config
-    from arcface_paddle.core.yaml_config import dump_config
-
     args = parse_args(argv)
     flags = {name: getattr(args, name) for name in FLAG_KEYS}
     config = load_config(args.config, overrides=args.override, flags=flags)
     if args.print_config:
         print(dump_config(config), end="")
         return 0
-    from arcface_paddle.training.trainer import train
+    from arcface_paddle.training.trainer import train  # heavy (paddle): imported on first use
 
     result = train(config)
     if result.rank == 0:

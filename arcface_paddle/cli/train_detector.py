@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 
-
 from arcface_paddle.core.errors import ToolkitError, run_cli
+from blazeface_paddle.training.config import load_detector_config
 
 
 def parse_args(argv=None):
@@ -29,10 +29,9 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import paddle
+    import paddle  # heavy (paddle): imported on first use
 
-    from blazeface_paddle.training.config import load_detector_config
-    from blazeface_paddle.training.trainer import train_detector
+    from blazeface_paddle.training.trainer import train_detector  # heavy (paddle): imported on first use
 
     overrides = list(args.override)
     for key in ("output", "resume", "pretrained"):
@@ -45,8 +44,8 @@ def main(argv=None) -> int:
     if args.export:
         if result.checkpoint is None:
             raise ToolkitError(f"{result.output}: no checkpoint to export (max_steps already reached elsewhere)")
-        from blazeface_paddle.conversion.weights import load_detector
-        from blazeface_paddle.conversion.export import export_detector
+        from blazeface_paddle.conversion.export import export_detector  # heavy (paddle): imported on first use
+        from blazeface_paddle.conversion.weights import load_detector  # heavy (paddle): imported on first use
 
         export_detector(load_detector(result.checkpoint), args.export,
                         source={"origin": f"trained with tools/train_detector.py -c {args.config}",

@@ -7,10 +7,13 @@
 Prints a table and writes ``OUTPUT/results.json`` and ``OUTPUT/roc_<target>.png``.
 """
 import argparse
+import contextlib
+import io
 import os
 import sys
 
-from arcface_paddle.core.errors import run_cli
+from arcface_paddle.core.errors import ToolkitError, run_cli
+from arcface_paddle.evaluation.validate import RESULTS_JSON, validate
 
 
 def parse_args(argv=None):
@@ -34,12 +37,10 @@ def parse_args(argv=None):
 def _import_paddle_quietly():
     """Import paddle without its warning for OMP_NUM_THREADS > 1 (meant for data-parallel training; here the
     threads are what --threads asked for).  Anything else paddle prints still reaches stderr."""
-    import contextlib
-    import io
 
     captured = io.StringIO()
     with contextlib.redirect_stderr(captured):
-        import paddle  # noqa: F401
+        import paddle  # noqa: F401  (imported here to filter its thread warning)
     for line in captured.getvalue().splitlines():
         if not line.startswith(("WARNING: OMP_NUM_THREADS set to", "PLEASE USE OMP_NUM_THREADS WISELY")):
             print(line, file=sys.stderr)
@@ -48,11 +49,9 @@ def _import_paddle_quietly():
 def main(argv=None):
     args = parse_args(argv)
     if args.threads < 1:
-        from arcface_paddle.core.errors import ToolkitError
         raise ToolkitError(f"--threads must be >= 1, got {args.threads}")
     os.environ["OMP_NUM_THREADS"] = str(args.threads)   # eager CPU kernels read it when paddle is imported
     _import_paddle_quietly()
-    from arcface_paddle.evaluation.validate import RESULTS_JSON, validate
 
     backbone_kwargs = {"embedding_size": args.embedding_size} if args.embedding_size else {}
     results, table = validate(args.model, args.targets, args.data_dir, output_dir=args.output,

@@ -27,8 +27,8 @@ from typing import Callable, Dict, Optional
 import numpy as np
 
 from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.core.safe_io import atomic_save_bytes, atomic_write
 from arcface_paddle.core.restricted_pickle import restricted_loads
+from arcface_paddle.core.safe_io import atomic_save_bytes, atomic_write
 
 CHECKPOINTS_DIR = "checkpoints"
 LATEST_NAME = "latest"
@@ -64,7 +64,7 @@ def _to_numpy_tree(value):
 
 def save_state(path: str, state: dict) -> None:
     """Write a state dict (tensors or arrays) in paddle.save's format, atomically."""
-    import paddle
+    import paddle  # heavy (paddle): imported on first use
 
     buffer = io.BytesIO()
     paddle.save(_to_numpy_tree(state), buffer, protocol=4)
@@ -235,7 +235,7 @@ def load_weights_into(layer, state: dict, *, source: str, allow_missing: tuple =
 
 
 def _numpy_dtype(tensor):
-    import paddle
+    import paddle  # heavy (paddle): imported on first use
 
     return {paddle.float32: np.float32, paddle.float64: np.float64, paddle.float16: np.float16,
             paddle.int64: np.int64, paddle.int32: np.int32}.get(tensor.dtype, np.float32)

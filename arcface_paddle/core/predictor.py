@@ -30,7 +30,7 @@ def read_input_shapes(program_path: str, fmt: str) -> Dict[str, List[int]]:
                     attrs = {attr["N"]: attr["AT"]["D"] for attr in op.get("A", [])}
                     shapes[attrs["name"]] = [int(v) for v in attrs["shape"]]
             return shapes
-        from paddle.base.proto import framework_pb2
+        from paddle.base.proto import framework_pb2  # heavy (paddle): imported on first use
 
         desc = framework_pb2.ProgramDesc()
         with open(program_path, "rb") as handle:
@@ -85,7 +85,7 @@ def onednn_projection_rewrite(program_bytes: bytes) -> Optional[bytes]:
     computation as ``conv2d``; typing it so lets the pass fuse the add (BlazeFace: 8 of short range's 11
     such adds and 4 of full range's 8 disappear; outputs bit-identical).  Only used for oneDNN runs.
     """
-    from paddle.base.proto import framework_pb2
+    from paddle.base.proto import framework_pb2  # heavy (paddle): imported on first use
 
     desc = framework_pb2.ProgramDesc()
     desc.ParseFromString(program_bytes)
@@ -142,8 +142,8 @@ class Predictor:
 
     def _create(self, cpu_threads, use_gpu, use_tensorrt, precision, enable_onednn, ir_optim, memory_optim,
                 gpu_id, gpu_memory_mb, trt_max_batch):
-        import paddle
-        from paddle import inference
+        import paddle  # heavy (paddle): imported on first use
+        from paddle import inference  # heavy (paddle): imported on first use
 
         model_dir, config = self.model_dir, self.config
         if (use_gpu or use_tensorrt or precision != "fp32") and not paddle.is_compiled_with_cuda():

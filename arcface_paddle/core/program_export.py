@@ -20,7 +20,7 @@ def export_onnx(program_path: str, params_path: str, output_path: str, opset: in
     if opset < MIN_ONNX_OPSET:
         raise ToolkitError(f"ONNX opset must be >= {MIN_ONNX_OPSET}, got {opset}")
     try:
-        import paddle2onnx
+        import paddle2onnx  # optional dependency (pip install "arcface-paddle[onnx]")
     except ImportError:
         raise ToolkitError("--onnx needs paddle2onnx: pip install 'arcface-paddle[onnx]'") from None
     try:

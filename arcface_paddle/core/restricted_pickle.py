@@ -9,6 +9,8 @@ from __future__ import annotations
 import io
 import pickle
 
+import numpy as np
+
 from arcface_paddle.core.errors import ToolkitError
 
 # Builtins that carry data only; ``bytes``/``bytearray``/``_codecs.encode`` are reached through the guarded
@@ -47,7 +49,6 @@ def _latin1_encode(text, encoding="utf-8", *rest):
 def _empty_array_reconstruct(subtype, shape, dtype):
     """numpy pickles always start from an empty array (shape ``(0,)``) and fill it from the data that follows;
     any other shape would allocate memory the pickle does not hold."""
-    import numpy as np
 
     if subtype is not _NDARRAY_TOKEN or tuple(shape) != (0,):
         raise _refuse(f"numpy _reconstruct of shape {shape!r}")

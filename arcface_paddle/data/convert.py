@@ -16,11 +16,19 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.safe_io import atomic_save_bytes, atomic_write
 from arcface_paddle.data import recordio
-from arcface_paddle.data.label_file import CLASSES_FILE, LABEL_FILE, read_label_file, scan_identity_tree, write_classes, write_label_file
+from arcface_paddle.data.label_file import (
+    CLASSES_FILE,
+    LABEL_FILE,
+    read_label_file,
+    scan_identity_tree,
+    write_classes,
+    write_label_file,
+)
 from arcface_paddle.data.shard_format import read_shard, shard_name, write_shard
 
 CHUNK = 256
@@ -50,7 +58,6 @@ def _run_chunks(task, chunks, workers: int, total: int, desc: str, progress: boo
     ``chunks`` may be a generator: at most ``4 × workers`` chunks are in flight, so memory stays
     constant however long the input is.  Each chunk's last element is the list the progress bar counts.
     """
-    from tqdm import tqdm
     bar = tqdm(total=total, desc=desc, unit="img", disable=not progress, dynamic_ncols=True)
     try:
         if workers <= 1:

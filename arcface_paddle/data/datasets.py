@@ -17,11 +17,12 @@ import paddle
 
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.images import decode_image
-from arcface_paddle.preprocessing import REC_IMAGE_SIZE
 from arcface_paddle.data.label_file import CLASSES_FILE, LABEL_FILE, read_classes, read_label_file, scan_identity_tree
 from arcface_paddle.data.shard_format import read_shard
-from arcface_paddle.synthetic.faces import SyntheticFaces
 from arcface_paddle.data.transforms import to_model_input
+from arcface_paddle.preprocessing import REC_IMAGE_SIZE
+from arcface_paddle.synthetic.faces import SyntheticFaces
+
 
 def _num_classes(root: str, labels: np.ndarray) -> int:
     classes = os.path.join(root, CLASSES_FILE)

@@ -17,8 +17,8 @@ import pickle
 import struct
 
 from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.core.safe_io import atomic_save_bytes
 from arcface_paddle.core.restricted_pickle import restricted_loads
+from arcface_paddle.core.safe_io import atomic_save_bytes
 from arcface_paddle.data.label_file import CLASSES_FILE, LABEL_FILE, write_classes, write_label_file
 
 _LEN = struct.Struct("<I")

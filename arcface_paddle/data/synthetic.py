@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 
+from tqdm import tqdm
+
 from arcface_paddle.core.images import encode_image
 from arcface_paddle.core.safe_io import atomic_save_bytes
 from arcface_paddle.data.shard_format import write_shard_dataset
@@ -45,6 +47,5 @@ def write_synthetic_verification_bin(faces: SyntheticFaces, path, identities, nu
 def _progress(items, enabled: bool, desc: str):
     if not enabled:
         return items
-    from tqdm import tqdm
     return tqdm(items, desc=desc, unit="identity", dynamic_ncols=True)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from arcface_paddle.preprocessing import REC_IMAGE_SIZE, TRAIN_MEAN, TRAIN_STD
 from arcface_paddle.core.images import normalize_rgb_uint8
+from arcface_paddle.preprocessing import REC_IMAGE_SIZE, TRAIN_MEAN, TRAIN_STD
 
 
 def resize_to(image: np.ndarray, size: int = REC_IMAGE_SIZE) -> np.ndarray:

@@ -15,8 +15,8 @@ import numpy as np
 
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.images import decode_image, encode_image
-from arcface_paddle.core.safe_io import atomic_save_bytes
 from arcface_paddle.core.restricted_pickle import restricted_loads
+from arcface_paddle.core.safe_io import atomic_save_bytes
 from arcface_paddle.data.label_file import scan_identity_tree
 
 

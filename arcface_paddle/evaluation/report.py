@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from typing import Dict, Sequence
 
+from prettytable import PrettyTable
+
 from arcface_paddle.core.safe_io import atomic_write
 from arcface_paddle.evaluation.metrics import DEFAULT_FARS
 from arcface_paddle.evaluation.verification import VerificationResult
@@ -11,7 +13,6 @@ from arcface_paddle.evaluation.verification import VerificationResult
 
 def results_table(results: Dict[str, VerificationResult], fars: Sequence[float] = DEFAULT_FARS) -> str:
     """One row per target: accuracy ± std (%), best threshold, XNorm, TAR at each FAR ('-' if unmeasurable)."""
-    from prettytable import PrettyTable
 
     table = PrettyTable()
     table.field_names = ["target", "pairs", "accuracy (%)", "best threshold", "XNorm",

@@ -13,9 +13,9 @@ from arcface_paddle.evaluation.verification import VerificationResult
 
 def plot_roc(result: VerificationResult, path: str, title: str, subtitle: Optional[str] = None) -> str:
     """Write ``path`` (PNG) from a result that kept its per-pair ``scores`` and ``labels``."""
-    import matplotlib
+    import matplotlib  # heavy (paddle): imported on first use
     matplotlib.use("Agg")   # no display on servers; must precede pyplot
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy (paddle): imported on first use
 
     if result.scores is None or result.labels is None:
         raise ValueError("the result has no per-pair scores to plot")

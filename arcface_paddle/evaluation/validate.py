@@ -10,9 +10,12 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.model_yaml import MODEL_CONFIG_NAME, PROGRAM_NAMES
-from arcface_paddle.preprocessing import REC_IMAGE_SIZE
+from arcface_paddle.data.verification_bin import load_verification_bin
 from arcface_paddle.evaluation.report import results_table, write_results_json
+from arcface_paddle.evaluation.roc_plot import plot_roc
 from arcface_paddle.evaluation.verification import VerificationResult, evaluate_images, layer_embed_fn
+from arcface_paddle.inference.recognizer import RecognitionPredictor
+from arcface_paddle.preprocessing import REC_IMAGE_SIZE
 
 RESULTS_JSON = "results.json"
 
@@ -51,8 +54,6 @@ def load_embedder(model_path: str, network: Optional[str] = None, cpu_threads: i
     if not os.path.exists(model_path):
         raise ToolkitError(f"{model_path}: model not found (a checkpoint folder, .pdparams file or exported model)")
     if is_inference_model(model_path):
-        from arcface_paddle.inference.recognizer import RecognitionPredictor
-
         predictor = RecognitionPredictor(model_path, cpu_threads=cpu_threads, batch_size=2 * batch_size)
         config = predictor.config
         info = {"path": model_path, "kind": "inference", "network": config.network, "format": config.format,
@@ -62,7 +63,7 @@ def load_embedder(model_path: str, network: Optional[str] = None, cpu_threads: i
     if os.path.isdir(model_path) and programs:
         raise ToolkitError(f"{os.path.join(model_path, MODEL_CONFIG_NAME)}: missing beside {programs[0]} (it says "
                            f"the input size and preprocessing; re-export with export_inference_model.py)")
-    from arcface_paddle.backbones.loading import load_backbone
+    from arcface_paddle.backbones.loading import load_backbone  # heavy (paddle): imported on first use
 
     layer, meta = load_backbone(model_path, network=network, **backbone_kwargs)
     size = (meta.get("backbone_kwargs") or {}).get("input_size") or REC_IMAGE_SIZE
@@ -76,7 +77,6 @@ def validate(model_path: str, targets, data_dir: str, output_dir: Optional[str] 
              backbone_kwargs: Optional[dict] = None) -> Tuple[Dict[str, VerificationResult], str]:
     """Evaluate every target; returns ``(results, table text)`` and, with ``output_dir``, writes
     ``results.json`` and ``roc_<target>.png`` there."""
-    from arcface_paddle.data.verification_bin import load_verification_bin
 
     if batch_size < 1:
         raise ToolkitError(f"batch size must be >= 1, got {batch_size}")
@@ -96,8 +96,6 @@ def validate(model_path: str, targets, data_dir: str, output_dir: Optional[str] 
         os.makedirs(output_dir, exist_ok=True)
         write_results_json(os.path.join(output_dir, RESULTS_JSON), results, info)
         if plot:
-            from arcface_paddle.evaluation.roc_plot import plot_roc
-
             label = f"{info.get('network')} ({info['kind']} {os.path.basename(os.path.normpath(model_path))}"
             label += f", step {info['step']})" if info.get("step") is not None else ")"
             for name, result in results.items():

@@ -11,11 +11,12 @@ import dataclasses
 from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
+from tqdm import tqdm
 
 from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.preprocessing import TRAIN_MEAN, TRAIN_STD
 from arcface_paddle.core.images import normalize_rgb_uint8
 from arcface_paddle.evaluation import metrics
+from arcface_paddle.preprocessing import TRAIN_MEAN, TRAIN_STD
 
 EmbedFn = Callable[[np.ndarray], np.ndarray]   # N×H×W×3 uint8 RGB → N×D float32
 
@@ -97,7 +98,6 @@ def flip_embeddings(embed_fn: EmbedFn, images: np.ndarray, batch_size: int = 64,
         raise ToolkitError(f"batch size must be >= 1, got {batch_size}")
     starts = range(0, images.shape[0], batch_size)
     if progress:
-        from tqdm import tqdm
         starts = tqdm(starts, desc=desc, unit="batch", total=len(starts))
     summed, raw = [], []
     for start in starts:
@@ -119,7 +119,7 @@ def evaluate_images(embed_fn: EmbedFn, images: np.ndarray, issame: Sequence[bool
 
 def layer_embed_fn(layer, mean: float = TRAIN_MEAN, std: float = TRAIN_STD) -> EmbedFn:
     """An :data:`EmbedFn` running an eager paddle layer (no grad) on ``(x - mean) / std`` RGB input."""
-    import paddle
+    import paddle  # heavy (paddle): imported on first use
 
     def embed(images: np.ndarray) -> np.ndarray:
         with paddle.no_grad():

@@ -11,14 +11,17 @@ import os
 from typing import Dict
 
 import numpy as np
+import paddle
 
+from arcface_paddle.backbones import get_model
+from arcface_paddle.backbones.mobilenet_v1 import STEM_CHANNELS
+from arcface_paddle.core.checkpoint import load_weights_into
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.model_yaml import load_model_config
 
 
 def read_inference_params(model_dir: str) -> Dict[str, np.ndarray]:
     """Every persistable variable of a legacy-format export as ``{name: array}``."""
-    import paddle
 
     config = load_model_config(model_dir)
     if config.format != "legacy":
@@ -51,8 +54,6 @@ def load_layer_from_inference_model(model_dir: str, **backbone_kwargs):
     The network comes from ``model.yaml``; options not given are inferred (``embedding_size`` from
     model.yaml, and for MobileNetV1 the input size, width and head form from the weights).
     """
-    from arcface_paddle.backbones import get_model
-    from arcface_paddle.core.checkpoint import load_weights_into
 
     config = load_model_config(model_dir)
     if config.task != "recognition":
@@ -60,8 +61,6 @@ def load_layer_from_inference_model(model_dir: str, **backbone_kwargs):
     state = read_inference_params(model_dir)
     kwargs = {"embedding_size": config.embedding_size}
     if config.network == "MobileNetV1" and "stem.conv.weight" in state:
-        from arcface_paddle.backbones.mobilenet_v1 import STEM_CHANNELS
-
         kwargs.update(input_size=int(config.input_size[0]),
                       width_mult=state["stem.conv.weight"].shape[0] / STEM_CHANNELS,
                       fused_head="head_bn.weight" not in state)   # exported with --fuse-head

@@ -65,7 +65,7 @@ def _load_model(path: str):
 
 
 def _constant_tables(model) -> dict[str, np.ndarray]:
-    from onnx import numpy_helper
+    from onnx import numpy_helper  # optional dependency: only the importer needs it
 
     constants = {tensor.name: numpy_helper.to_array(tensor) for tensor in model.graph.initializer}
     for node in model.graph.node:
@@ -77,7 +77,7 @@ def _constant_tables(model) -> dict[str, np.ndarray]:
 
 
 def _attributes(node) -> dict[str, Any]:
-    from onnx import helper
+    from onnx import helper  # optional dependency
 
     values = {}
     for attribute in node.attribute:

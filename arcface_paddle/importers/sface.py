@@ -21,6 +21,8 @@ from typing import Optional
 import paddle
 
 from arcface_paddle.backbones import BACKBONES, get_model
+from arcface_paddle.backbones.mobilenet_v1 import STEM_CHANNELS
+from arcface_paddle.core.checkpoint import BACKBONE_FILE, META_FILE, save_state
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.model_yaml import file_sha256
 from arcface_paddle.core.safe_io import atomic_write
@@ -58,8 +60,6 @@ class ImportedRecognizer:
 
 
 def _mobilenet_v1_kwargs(chain: OnnxChain) -> dict:
-    from arcface_paddle.backbones.mobilenet_v1 import STEM_CHANNELS
-
     convs = [op for op in chain.ops if op.op_type == "Conv"]
     gemms = [op for op in chain.ops if op.op_type == "Gemm"]
     if not convs or not gemms:
@@ -119,7 +119,6 @@ def import_onnx_recognizer(path: str, network: str = "MobileNetV1",
 
 def save_imported_checkpoint(imported: ImportedRecognizer, folder: str) -> str:
     """Write ``folder/backbone.pdparams`` + ``folder/meta.json`` (the training checkpoint layout)."""
-    from arcface_paddle.core.checkpoint import BACKBONE_FILE, META_FILE, save_state
 
     os.makedirs(folder, exist_ok=True)
     save_state(os.path.join(folder, BACKBONE_FILE), imported.layer.state_dict())

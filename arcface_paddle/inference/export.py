@@ -30,8 +30,15 @@ import tempfile
 from typing import Iterator, Optional
 
 from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.core.model_yaml import PARAMS_NAME, PROGRAM_NAMES, ModelConfig, params_fingerprint, save_model_config
+from arcface_paddle.core.model_yaml import (
+    PARAMS_NAME,
+    PROGRAM_NAMES,
+    ModelConfig,
+    params_fingerprint,
+    save_model_config,
+)
 from arcface_paddle.core.program_export import MIN_ONNX_OPSET, ONNX_NAME, export_onnx, move_export_into_place
+from arcface_paddle.preprocessing import REC_COLOR_ORDER, REC_IMAGE_SIZE, TRAIN_MEAN, TRAIN_STD
 
 INPUT_NAME = "x"
 
@@ -39,8 +46,8 @@ INPUT_NAME = "x"
 @contextlib.contextmanager
 def _canonical_names(layer) -> Iterator[None]:
     """Name parameters/buffers by their path in the layer and reset paddle's global name counters."""
-    import paddle
-    from paddle.base import framework
+    import paddle  # heavy (paddle): imported on first use
+    from paddle.base import framework  # heavy (paddle): imported on first use
 
     renamed = []
     for name, tensor in [*layer.named_parameters(), *layer.named_buffers()]:
@@ -59,7 +66,7 @@ def _canonical_names(layer) -> Iterator[None]:
 
 def _strip_legacy_callstacks(program_path: str) -> None:
     """Drop the ``op_callstack`` attributes (Python stack traces) from a legacy program file."""
-    from paddle.base.proto import framework_pb2
+    from paddle.base.proto import framework_pb2  # heavy (paddle): imported on first use
 
     program = framework_pb2.ProgramDesc()
     with open(program_path, "rb") as handle:
@@ -75,7 +82,7 @@ def _strip_legacy_callstacks(program_path: str) -> None:
 
 def _probe_output_size(layer, input_size, task: str) -> Optional[int]:
     """Run the layer once on zeros: a clear error now beats a tracing error wall inside jit.save."""
-    import paddle
+    import paddle  # heavy (paddle): imported on first use
 
     height, width = input_size
     try:
@@ -94,8 +101,8 @@ def _probe_output_size(layer, input_size, task: str) -> Optional[int]:
 
 
 def _save_program(layer, prefix: str, fmt: str, input_size) -> None:
-    import paddle
-    from paddle.static import InputSpec
+    import paddle  # heavy (paddle): imported on first use
+    from paddle.static import InputSpec  # heavy (paddle): imported on first use
 
     guard = paddle.pir_utils.DygraphOldIrGuard() if fmt == "legacy" else paddle.pir_utils.DygraphPirGuard()
     spec = [InputSpec([None, 3, int(input_size[0]), int(input_size[1])], "float32", INPUT_NAME)]
@@ -158,7 +165,6 @@ def export_model(layer, output_dir: str, config: ModelConfig, fmt: str = "legacy
 def recognition_config(network: str, embedding_size: Optional[int] = None, input_size=None,
                        source: Optional[dict] = None) -> ModelConfig:
     """The ``model.yaml`` contents for a recognition backbone trained by this toolkit."""
-    from arcface_paddle.preprocessing import REC_COLOR_ORDER, REC_IMAGE_SIZE, TRAIN_MEAN, TRAIN_STD
 
     return ModelConfig(task="recognition", network=network,
                        input_size=list(input_size or [REC_IMAGE_SIZE, REC_IMAGE_SIZE]),
@@ -169,8 +175,7 @@ def recognition_config(network: str, embedding_size: Optional[int] = None, input
 def export_checkpoint(checkpoint: str, output_dir: str, network: Optional[str] = None, fmt: str = "legacy",
                       onnx: bool = False, **backbone_kwargs) -> ModelConfig:
     """Load a training checkpoint (folder or ``.pdparams``) and export it with a recognition ``model.yaml``."""
-    from arcface_paddle.preprocessing import REC_IMAGE_SIZE
-    from arcface_paddle.backbones.loading import load_backbone
+    from arcface_paddle.backbones.loading import load_backbone  # heavy (paddle): imported on first use
 
     if not os.path.exists(checkpoint):
         raise ToolkitError(f"{checkpoint}: checkpoint not found")

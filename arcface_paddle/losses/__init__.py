@@ -1,4 +1,11 @@
 """Recognition losses: combined angular margins and (model-parallel) PartialFC."""
-from arcface_paddle.losses.margin import (MARGIN_PRESETS, CombinedMarginLoss, apply_margin, build_margin_loss,  # noqa: F401
-                     margin_softmax_loss, margin_target_cosine, softmax_cross_entropy)
+from arcface_paddle.losses.margin import (  # noqa: F401
+                     MARGIN_PRESETS,
+                     CombinedMarginLoss,
+                     apply_margin,
+                     build_margin_loss,
+                     margin_softmax_loss,
+                     margin_target_cosine,
+                     softmax_cross_entropy,
+)
 from arcface_paddle.losses.partial_fc import PartialFC, reshard_rows  # noqa: F401

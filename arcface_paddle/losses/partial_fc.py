@@ -27,7 +27,14 @@ import paddle
 import paddle.nn as nn
 
 from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.losses.distributed import AllReduceSum, all_gather_rows, all_reduce_max, distributed_env, gather_row_counts, shard_range
+from arcface_paddle.losses.distributed import (
+    AllReduceSum,
+    all_gather_rows,
+    all_reduce_max,
+    distributed_env,
+    gather_row_counts,
+    shard_range,
+)
 from arcface_paddle.losses.margin import CombinedMarginLoss, build_margin_loss
 
 INIT_BLOCK = 4096  # classes per independently seeded init block (makes the init independent of world size)

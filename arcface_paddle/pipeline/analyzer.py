@@ -19,12 +19,15 @@ import cv2
 import numpy as np
 
 from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.core.images import read_image
 from arcface_paddle.core.model_yaml import load_model_config, params_fingerprint
+from arcface_paddle.inference.recognizer import RecognitionPredictor
 from arcface_paddle.pipeline import face_alignment as alignment
 from arcface_paddle.pipeline.drawing import draw_faces, load_font
 from arcface_paddle.pipeline.gallery import GalleryIndex, load_index
+from arcface_paddle.pipeline.gallery_builder import build_gallery
 from arcface_paddle.pipeline.gallery_vote import DEFAULT_CANDIDATES, DEFAULT_REC_THRESHOLD, UNKNOWN, match_embeddings
-from arcface_paddle.core.images import read_image
+from blazeface_paddle.inference.predictor import DetectorPredictor
 
 REPO_MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                            "inference_model")
@@ -119,12 +122,10 @@ class FaceAnalyzer:
             raise ToolkitError(f"{det_dir}: model.yaml does not describe a detection model")
         self.detector = self._load_detector(det_dir, det_thresh, cpu_threads, use_gpu) if det else None
         if rec:
-            from arcface_paddle.inference.recognizer import RecognitionPredictor
             self.recognizer = RecognitionPredictor(self.rec_model_dir, cpu_threads=cpu_threads, use_gpu=use_gpu)
 
     @staticmethod
     def _load_detector(model_dir: str, det_thresh, cpu_threads: int, use_gpu: bool):
-        from blazeface_paddle.inference.predictor import DetectorPredictor
         return DetectorPredictor(model_dir, cpu_threads=cpu_threads, score_threshold=det_thresh, use_gpu=use_gpu)
 
     # ---- properties ---------------------------------------------------------------------------------------
@@ -237,7 +238,6 @@ class FaceAnalyzer:
     def build_index(self, img_dir: Optional[str] = None, label_file: Optional[str] = None,
                     output: Optional[str] = None, append: bool = False, progress: bool = True):
         """Gallery from an identity-folder tree or a ``path<TAB>name`` label file; see gallery_builder."""
-        from arcface_paddle.pipeline.gallery_builder import build_gallery
         return build_gallery(self, img_dir=img_dir, label_file=label_file, output=output, append=append,
                              progress=progress)
 

@@ -17,13 +17,14 @@ import numpy as np
 from tqdm import tqdm
 
 from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.core.model_yaml import load_model_config
-from arcface_paddle.preprocessing import REC_IMAGE_SIZE
-from arcface_paddle.core.safe_io import check_writable_folder
-from arcface_paddle.pipeline.face_alignment import align_face, crop_face
-from arcface_paddle.pipeline.analyzer import DEFAULT_DET_MODEL
 from arcface_paddle.core.images import is_image_path, read_image
+from arcface_paddle.core.model_yaml import load_model_config
+from arcface_paddle.core.safe_io import check_writable_folder
+from arcface_paddle.pipeline.analyzer import DEFAULT_DET_MODEL
+from arcface_paddle.pipeline.face_alignment import align_face, crop_face
 from arcface_paddle.pipeline.media_io import write_image, write_json
+from arcface_paddle.preprocessing import REC_IMAGE_SIZE
+from blazeface_paddle.inference.predictor import DetectorPredictor
 
 SELECTIONS = ("largest", "center")
 REPORT_NAME = "align_report.json"
@@ -66,7 +67,6 @@ class _Aligner:
     """Per-process state: one detector, reused for every image this process handles."""
 
     def __init__(self, det_model, det_thresh, size, margin, select, cpu_threads):
-        from blazeface_paddle.inference.predictor import DetectorPredictor
         self.detector = DetectorPredictor(det_model, cpu_threads=cpu_threads,
                                           score_threshold=det_thresh)
         self.size, self.margin, self.select = size, margin, select

@@ -26,7 +26,7 @@ FONT_PER_FACE_WIDTH = 0.15   # label height as a fraction of the face box width
 
 
 def default_font_path() -> str:
-    import matplotlib
+    import matplotlib  # heavy (paddle): imported on first use
     return os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "fonts", "ttf", "DejaVuSans.ttf")
 
 
@@ -42,7 +42,7 @@ def load_font(path: Optional[str], size: int) -> ImageFont.FreeTypeFont:
 @functools.lru_cache(maxsize=8)
 def _font_codepoints(path: str) -> frozenset:
     try:
-        from fontTools.ttLib import TTFont      # installed with matplotlib
+        from fontTools.ttLib import TTFont  # installed with matplotlib
         with TTFont(path, fontNumber=0, lazy=True) as font:
             return frozenset(font.getBestCmap() or {})
     except Exception:                            # unusual font container: skip the coverage check

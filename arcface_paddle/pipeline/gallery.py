@@ -32,8 +32,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.core.safe_io import atomic_save_bytes
 from arcface_paddle.core.restricted_pickle import restricted_loads
+from arcface_paddle.core.safe_io import atomic_save_bytes
 
 MAGIC = "arcface_paddle.gallery"
 FORMAT_VERSION = 1
@@ -52,7 +52,7 @@ def l2_normalize(features: np.ndarray) -> np.ndarray:
 
 def faiss_available() -> bool:
     try:
-        import faiss  # noqa: F401
+        import faiss  # noqa: F401  (optional dependency: pip install faiss-cpu)
     except ImportError:
         return False
     return True
@@ -135,7 +135,7 @@ class GalleryIndex:
 
     def _search_faiss(self, queries: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
         try:
-            import faiss
+            import faiss  # optional dependency (pip install faiss-cpu)
         except ImportError:
             raise ToolkitError("search backend faiss needs the optional extra: pip install faiss-cpu") from None
         if self._faiss_index is None:
@@ -243,7 +243,7 @@ def _blas_threads_for(num_queries: int):
         return contextlib.nullcontext()
     if _BLAS_CONTROLLER is None:
         try:
-            from threadpoolctl import ThreadpoolController   # installed with scikit-learn
+            from threadpoolctl import ThreadpoolController  # installed with scikit-learn
         except ImportError:
             return contextlib.nullcontext()
         _BLAS_CONTROLLER = ThreadpoolController()

@@ -13,9 +13,9 @@ import numpy as np
 from tqdm import tqdm
 
 from arcface_paddle.core.errors import ToolkitError, reason_for
+from arcface_paddle.core.images import is_image_path
 from arcface_paddle.core.safe_io import check_writable_folder
 from arcface_paddle.pipeline.gallery import GalleryIndex, load_index
-from arcface_paddle.core.images import is_image_path
 
 # How each crop mode is asked for on the command line (for messages).
 CROP_MODE_FLAGS = {"aligned": "detection + alignment, the default", "box": "--no-align",

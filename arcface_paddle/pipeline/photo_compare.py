@@ -7,9 +7,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.core.images import IMAGE_EXTENSIONS, is_image_path, read_image
 from arcface_paddle.pipeline.analyzer import CompareResult, FaceAnalyzer
 from arcface_paddle.pipeline.drawing import load_font
-from arcface_paddle.core.images import IMAGE_EXTENSIONS, is_image_path, read_image
 from arcface_paddle.pipeline.media_io import write_image
 
 PANEL = 224          # each aligned crop is shown at this size

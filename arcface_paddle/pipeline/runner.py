@@ -8,9 +8,9 @@ from collections import Counter
 from tqdm import tqdm
 
 from arcface_paddle.core.errors import ToolkitError, reason_for
+from arcface_paddle.core.images import is_image_path, list_images, read_image
 from arcface_paddle.core.safe_io import check_writable_folder
 from arcface_paddle.pipeline.media_io import VideoReader, is_video_path, video_writer, write_image, write_json
-from arcface_paddle.core.images import is_image_path, list_images, read_image
 
 
 @dataclasses.dataclass

@@ -13,12 +13,22 @@ similarity transform, so landmarks are exact and a 112×112 image costs about a 
 """
 from __future__ import annotations
 
-
 import numpy as np
 
 from arcface_paddle.preprocessing import REC_IMAGE_SIZE
-from arcface_paddle.synthetic.painter import (EYE_MID_TEMPLATE, UNIT_AT_112, Identity, background, draw_head, draw_neck,
-                             keypoints_of, painter_at, photometric, sample_identity, sample_look)
+from arcface_paddle.synthetic.painter import (
+    EYE_MID_TEMPLATE,
+    UNIT_AT_112,
+    Identity,
+    background,
+    draw_head,
+    draw_neck,
+    keypoints_of,
+    painter_at,
+    photometric,
+    sample_identity,
+    sample_look,
+)
 
 
 class SyntheticFaces:

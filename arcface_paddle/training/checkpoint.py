@@ -10,8 +10,13 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
-from arcface_paddle.core.checkpoint import (class_centers_file, load_rank_optimizer_state, load_state,
-                                            optimizer_file, read_meta)
+from arcface_paddle.core.checkpoint import (
+    class_centers_file,
+    load_rank_optimizer_state,
+    load_state,
+    optimizer_file,
+    read_meta,
+)
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.losses.distributed import shard_range
 

@@ -11,7 +11,13 @@ from typing import List, Optional, Tuple
 import paddle
 import paddle.nn as nn
 
+from arcface_paddle.backbones import get_model
 from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.losses.center import CenterLoss
+from arcface_paddle.losses.margin import MARGIN_PRESETS, CombinedMarginLoss
+from arcface_paddle.losses.partial_fc import PartialFC
+from arcface_paddle.losses.triplet import TripletLoss
+from arcface_paddle.training.sync_bn import convert_sync_batchnorm
 
 SHARDED_PREFIXES = ("head.weight",)   # structured names of per-rank class-centre parameters
 
@@ -50,8 +56,6 @@ def backbone_options(config: dict) -> dict:
 
 
 def build_backbone(config: dict) -> Tuple[nn.Layer, dict]:
-    from arcface_paddle.backbones import get_model
-
     kwargs = backbone_options(config)
     try:
         return get_model(config["network"], **kwargs), kwargs
@@ -61,7 +65,6 @@ def build_backbone(config: dict) -> Tuple[nn.Layer, dict]:
 
 def margin_values(config: dict) -> Tuple[float, float, float, float]:
     """(s, m1, m2, m3): the preset of ``loss`` with any value set under ``margin`` replacing it."""
-    from arcface_paddle.losses.margin import MARGIN_PRESETS
 
     preset = MARGIN_PRESETS[config["loss"]]
     margin = config["margin"]
@@ -71,12 +74,6 @@ def margin_values(config: dict) -> Tuple[float, float, float, float]:
 
 
 def build_components(config: dict, num_classes: int, world_size: int, on_gpu: bool) -> Components:
-    from arcface_paddle.losses.center import CenterLoss
-    from arcface_paddle.losses.margin import CombinedMarginLoss
-    from arcface_paddle.losses.partial_fc import PartialFC
-    from arcface_paddle.losses.triplet import TripletLoss
-    from arcface_paddle.training.sync_bn import convert_sync_batchnorm
-
     backbone, kwargs = build_backbone(config)
     if world_size > 1 and config["sync_bn"]:
         backbone = (paddle.nn.SyncBatchNorm.convert_sync_batchnorm(backbone) if on_gpu

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 from typing import Iterable, Mapping, Optional
 
-
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.yaml_config import check_known_key, parse_override, read_yaml_chain
 

@@ -14,6 +14,8 @@ import paddle
 
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.samplers import GlobalBatchSampler, IdentityBatchSampler
+from arcface_paddle.data.datasets import ImageFolderDataset, ShardDataset, SyntheticDataset
+from arcface_paddle.data.verification_bin import load_verification_bin
 
 FLIP_STREAM = 0xF1
 
@@ -41,7 +43,6 @@ class ValidationTarget:
 
 def build_dataset(data_config: dict):
     """The training dataset named by ``data.kind`` (flip is applied by the trainer, deterministically)."""
-    from arcface_paddle.data.datasets import ImageFolderDataset, ShardDataset, SyntheticDataset
 
     kind, size = data_config["kind"], int(data_config["image_size"])
     if kind == "synthetic":
@@ -113,8 +114,6 @@ def resolve_target(target: str, data_root: Optional[str]) -> tuple:
 
 
 def load_validation_targets(config: dict) -> List[ValidationTarget]:
-    from arcface_paddle.data.verification_bin import load_verification_bin
-
     targets = []
     for target in config["validation"]["targets"] or []:
         name, path = resolve_target(str(target), config["data"].get("root"))

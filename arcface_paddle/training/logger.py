@@ -43,7 +43,7 @@ class TrainLogger:
         self.console = console_logger(rank)
         self.writer = None
         if logdir and rank == 0:
-            from visualdl import LogWriter
+            from visualdl import LogWriter  # slow to import: only when logging is on
 
             self.writer = LogWriter(logdir=logdir)
         self._window_start = time.perf_counter()

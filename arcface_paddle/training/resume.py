@@ -12,9 +12,13 @@ import math
 import os
 from typing import Optional
 
-from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.preprocessing import TRAIN_MEAN, TRAIN_STD
+import paddle.distributed as dist
+
 from arcface_paddle.core import checkpoint as ckpt
+from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.core.model_yaml import MODEL_CONFIG_NAME, load_model_config
+from arcface_paddle.importers.inference_weights import read_inference_params
+from arcface_paddle.preprocessing import TRAIN_MEAN, TRAIN_STD
 from arcface_paddle.training.checkpoint import load_optimizer_state
 
 CENTER_LOSS_FILE = "center_loss.pdparams"
@@ -52,7 +56,6 @@ def build_meta(config: dict, components, state: TrainState, *, num_classes: int,
 
 def save_training_state(config: dict, components, optimizer, state: TrainState, *, num_classes: int,
                         global_batch: int, rank: int, world_size: int, scaler=None) -> str:
-    import paddle.distributed as dist
 
     meta = build_meta(config, components, state, num_classes=num_classes, global_batch=global_batch,
                       scaler_state=_scaler_state(scaler))
@@ -137,8 +140,6 @@ def load_pretrained_backbone(backbone, path: str, *, network: str, skip: tuple =
     """Initialise ``backbone`` from a checkpoint folder, a ``.pdparams`` file or an exported inference model
     folder with ``model.yaml`` (e.g. the shipped ``inference_model/mobilenet_sface``) — fine-tuning."""
     if _is_inference_model(path):
-        from arcface_paddle.importers.inference_weights import read_inference_params
-
         _check_network(path, _inference_model_config(path).network, network)
         params = os.path.join(path, "inference.pdiparams")
         skipped = ckpt.load_weights_into(backbone, read_inference_params(path), source=params,
@@ -159,15 +160,11 @@ def load_pretrained_backbone(backbone, path: str, *, network: str, skip: tuple =
 
 
 def _is_inference_model(path) -> bool:
-    from arcface_paddle.core.model_yaml import MODEL_CONFIG_NAME
-
     return (bool(path) and os.path.isdir(path) and os.path.isfile(os.path.join(path, MODEL_CONFIG_NAME))
             and not os.path.isfile(os.path.join(path, ckpt.META_FILE)))
 
 
 def _inference_model_config(path):
-    from arcface_paddle.core.model_yaml import load_model_config
-
     config = load_model_config(path)
     if config.task != "recognition":
         raise ToolkitError(f"{path}: model.yaml task is {config.task!r}; --pretrained needs a recognition model")

@@ -25,17 +25,25 @@ import numpy as np
 import paddle
 import paddle.distributed as dist
 
+from arcface_paddle.core.checkpoint import latest_checkpoint
 from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.losses.distributed import sum_gradients
+from arcface_paddle.core.lr_schedule import lr_at, schedule_from_config
 from arcface_paddle.core.safe_io import atomic_write
-from arcface_paddle.training.components import Components, build_components
 from arcface_paddle.core.yaml_config import dump_config
+from arcface_paddle.evaluation.verification import evaluate_layer
+from arcface_paddle.losses.distributed import all_gather_rows, sum_gradients
+from arcface_paddle.training.components import Components, build_components
 from arcface_paddle.training.data import build_train_data, flip_mask, load_validation_targets
 from arcface_paddle.training.logger import TrainLogger
-from arcface_paddle.core.lr_schedule import lr_at, schedule_from_config
 from arcface_paddle.training.optim import build_optimizer, clip_grad_norm
-from arcface_paddle.training.resume import (TrainState, adopt_backbone_options, find_resume_checkpoint, load_pretrained_backbone,
-                     restore_training_state, save_training_state)
+from arcface_paddle.training.resume import (
+    TrainState,
+    adopt_backbone_options,
+    find_resume_checkpoint,
+    load_pretrained_backbone,
+    restore_training_state,
+    save_training_state,
+)
 
 
 @dataclasses.dataclass
@@ -171,7 +179,6 @@ def train(config: dict) -> TrainResult:
 def train_step(parts: Components, optimizer, images, labels, *, config: dict, world_size: int,
                scaler=None) -> Dict[str, float]:
     """One optimisation step; returns the loss terms (floats, equal on every rank)."""
-    from arcface_paddle.losses.distributed import all_gather_rows
 
     labels = labels.reshape([-1]).astype("int64")
     with paddle.amp.auto_cast(enable=scaler is not None):
@@ -230,8 +237,6 @@ def _step_seed(seed: int, step: int, rank: int) -> int:
 
 
 def _evaluate(backbone, target, options: dict):
-    from arcface_paddle.evaluation.verification import evaluate_layer
-
     return evaluate_layer(backbone, target.images, target.issame, batch_size=int(options["batch_size"]),
                           fars=tuple(float(far) for far in options["fars"]), progress=True,
                           desc=f"validating {target.name}")
@@ -257,8 +262,6 @@ def _setup_process(device: str):
 
 
 def _refuse_old_checkpoints(output: str) -> None:
-    from arcface_paddle.core.checkpoint import latest_checkpoint
-
     existing = latest_checkpoint(output)
     if existing:
         raise ToolkitError(f"{output}: already holds checkpoints ({os.path.basename(existing)}); continue that run "

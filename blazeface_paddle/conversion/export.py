@@ -28,9 +28,16 @@ import tempfile
 import numpy as np
 import paddle
 import paddle.nn as nn
+from paddle.base.proto import framework_pb2
 
 from arcface_paddle.core.errors import ToolkitError, run_cli
-from arcface_paddle.core.model_yaml import PARAMS_NAME, PROGRAM_NAMES, ModelConfig, params_fingerprint, save_model_config
+from arcface_paddle.core.model_yaml import (
+    PARAMS_NAME,
+    PROGRAM_NAMES,
+    ModelConfig,
+    params_fingerprint,
+    save_model_config,
+)
 from arcface_paddle.core.program_export import ONNX_NAME, export_onnx, move_export_into_place
 from blazeface_paddle.network.anchors import anchors_for
 from blazeface_paddle.network.blocks import BlazeBlock
@@ -164,7 +171,6 @@ def _tidy_legacy_program(program_path: str) -> None:
       the legacy tracer has no sigmoid) by one ``sigmoid`` op — same scores to float rounding
       (≤ 3e-8), and every op saved is ~50 µs per call in Paddle Inference at batch 1.
     """
-    from paddle.base.proto import framework_pb2
 
     desc = framework_pb2.ProgramDesc()
     with open(program_path, "rb") as handle:
@@ -226,7 +232,6 @@ def _attr(op, name):
 
 def _fold_softmax_sigmoid(block) -> None:
     """``slice(softmax(stack([x, fill_any_like(x, 0)], axis=-1)), last axis, [0:1], squeezed)`` → ``sigmoid(x)``."""
-    from paddle.base.proto import framework_pb2
 
     ops = list(block.ops)
     producer = {name: op for op in ops for slot in op.outputs for name in slot.arguments}

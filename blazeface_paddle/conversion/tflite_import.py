@@ -12,6 +12,7 @@ Weights stored as float16 (read through DEQUANTIZE ops) or int8 with scales are 
 from __future__ import annotations
 
 import collections
+import io
 import os
 
 import numpy as np
@@ -19,7 +20,8 @@ import paddle
 
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.model_yaml import file_sha256
-
+from arcface_paddle.core.safe_io import atomic_save_bytes
+from blazeface_paddle.conversion.export import export_detector
 from blazeface_paddle.network.blocks import BlazeBlock
 from blazeface_paddle.network.model import BlazeFace
 from blazeface_paddle.network.variants import get_variant
@@ -36,7 +38,7 @@ class TfliteGraph:
 
     def __init__(self, path: str):
         try:
-            import tflite
+            import tflite  # optional dependency (the test extras)
         except ImportError:
             raise ToolkitError("reading .tflite files needs the 'tflite' package "
                                "(pip install tflite==2.18.0)") from None
@@ -257,10 +259,7 @@ def import_tflite_model(tflite_path: str, variant: str, output_dir: str, *, fmt:
 
     ``checkpoint_path`` (optional) also saves the eager weights (``.pdparams``) for fine-tuning.
     """
-    import io
 
-    from arcface_paddle.core.safe_io import atomic_save_bytes
-    from blazeface_paddle.conversion.export import export_detector
 
     layer, info = convert_tflite(tflite_path, variant)
     source = dict(MEDIAPIPE_SOURCE, **info, **(extra_source or {}))

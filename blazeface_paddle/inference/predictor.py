@@ -12,16 +12,15 @@ from __future__ import annotations
 import dataclasses
 import os
 
+import cv2
 import numpy as np
 
-from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.core.predictor import Predictor
-from arcface_paddle.core.model_yaml import load_model_config
-
-from arcface_paddle.core.images import as_rgb_uint8
-
-from blazeface_paddle.inference.letterbox import letterbox
 from arcface_paddle.core.boxes import hard_nms
+from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.core.images import as_rgb_uint8
+from arcface_paddle.core.model_yaml import load_model_config
+from arcface_paddle.core.predictor import Predictor
+from blazeface_paddle.inference.letterbox import letterbox
 from blazeface_paddle.inference.nms import weighted_nms
 from blazeface_paddle.inference.tiling import merge_tiles, tile_windows
 from blazeface_paddle.network.variants import KEYPOINT_NAMES
@@ -95,8 +94,6 @@ class DetectorPredictor:
         batch = np.asarray(batch_uint8)
         if (self._blob_scale is not None and batch.dtype == np.uint8 and batch.ndim == 4 and batch.shape[-1] == 3
                 and len(batch) > 0):
-            import cv2
-
             return cv2.dnn.blobFromImages(list(np.ascontiguousarray(batch)), scalefactor=self._blob_scale,
                                           mean=self._blob_mean, swapRB=self.config.color_order == "BGR", crop=False,
                                           ddepth=cv2.CV_32F)

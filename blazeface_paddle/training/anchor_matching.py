@@ -20,10 +20,9 @@ from typing import Tuple
 
 import numpy as np
 
-from arcface_paddle.core.errors import ToolkitError
-
-from blazeface_paddle.network.anchors import anchors_for, ssd_anchors
 from arcface_paddle.core.boxes import box_iou
+from arcface_paddle.core.errors import ToolkitError
+from blazeface_paddle.network.anchors import anchors_for, ssd_anchors
 from blazeface_paddle.network.variants import NUM_COORDS, get_variant
 
 POSITIVE, IGNORE, NEGATIVE = 1, -1, 0
@@ -163,7 +162,7 @@ def initialize_heads(layer, matcher: AnchorMatcher, weight_std: float = 0.01) ->
     SSD-size box with keypoints at :data:`KEYPOINT_PRIOR`, each score head a face probability of
     :data:`SCORE_PRIOR`.  The graph regresses raw pixels (sizes of 20–100), which random small weights
     would take hundreds of steps to reach."""
-    import paddle
+    import paddle  # heavy (paddle): imported on first use
 
     sizes = matcher.regression_normalizer()
     first = 0

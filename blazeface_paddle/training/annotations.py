@@ -33,7 +33,6 @@ import numpy as np
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.images import read_image
 from arcface_paddle.core.safe_io import atomic_write
-
 from blazeface_paddle.network.variants import KEYPOINT_NAMES
 
 NUM_KEYPOINTS = len(KEYPOINT_NAMES)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import copy
 from typing import Iterable, Optional
 
-
 from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.core.yaml_config import check_known_key as _known, parse_override, read_yaml_chain
+from arcface_paddle.core.yaml_config import check_known_key as _known
+from arcface_paddle.core.yaml_config import parse_override, read_yaml_chain
 
 DEFAULTS = {
     "variant": "short_range",            # short_range (128×128) | full_range (192×192)

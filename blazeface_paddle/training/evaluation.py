@@ -14,11 +14,23 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+from prettytable import PrettyTable
+from tqdm import tqdm
 
 from arcface_paddle.core.boxes import box_iou
+from arcface_paddle.core.images import normalize_rgb_uint8
+from arcface_paddle.core.model_yaml import MODEL_CONFIG_NAME
+from blazeface_paddle.inference.letterbox import letterbox
+from blazeface_paddle.inference.nms import weighted_nms
+from blazeface_paddle.inference.predictor import DetectorPredictor
+from blazeface_paddle.network.anchors import anchors_for
+from blazeface_paddle.network.decode import decode, scores_from_logits
+from blazeface_paddle.network.variants import INPUT_MEAN, INPUT_STD
+from blazeface_paddle.training.annotations import read_annotated_image, read_annotations, resolve_images_root
 
 SIZE_BUCKETS: Tuple[Tuple[str, float, float], ...] = (
     ("small", 0.0, 32.0), ("medium", 32.0, 96.0), ("large", 96.0, math.inf))
@@ -101,8 +113,6 @@ class DetectionReport:
                 "buckets": {name: result.as_dict() for name, result in self.buckets.items()}}
 
     def table(self) -> str:
-        from prettytable import PrettyTable
-
         table = PrettyTable(["subset", "faces", f"AP@{self.iou_threshold:g}", "recall"])
         rows = [("all", self.overall)] + [(f"{name} (h {_bucket_range(name)})", result)
                                           for name, result in self.buckets.items()]
@@ -175,7 +185,6 @@ class LayerDetector:
 
     def __init__(self, layer, score_threshold: float = 0.05, nms_threshold: Optional[float] = None,
                  max_detections: int = 200):
-        from blazeface_paddle.network.anchors import anchors_for
 
         self.layer = layer
         self.variant = layer.variant
@@ -186,14 +195,9 @@ class LayerDetector:
 
     def detect_batch(self, images_rgb: Sequence[np.ndarray]) -> List[Tuple[np.ndarray, np.ndarray]]:
         """[(boxes K×4 pixels, scores K)] per image."""
-        import paddle
+        import paddle  # heavy (paddle): imported on first use
 
-        from arcface_paddle.core.images import normalize_rgb_uint8
 
-        from blazeface_paddle.network.variants import INPUT_MEAN, INPUT_STD
-        from blazeface_paddle.inference.letterbox import letterbox
-        from blazeface_paddle.inference.nms import weighted_nms
-        from blazeface_paddle.network.decode import decode, scores_from_logits
 
         size = self.variant.input_size
         placed = [letterbox(image, size) for image in images_rgb]
@@ -221,9 +225,7 @@ class LayerDetector:
 def evaluate_on_annotations(detect_batch, annotations, images_root: str, batch_size: int = 32,
                             iou_threshold: float = 0.5, progress: bool = False) -> DetectionReport:
     """Run ``detect_batch(list of RGB images) → [(boxes, scores)]`` over annotated images and score it."""
-    from tqdm import tqdm
 
-    from blazeface_paddle.training.annotations import read_annotated_image
 
     predictions = []
     starts = range(0, len(annotations), batch_size)
@@ -239,17 +241,12 @@ def evaluate_model(model: str, annotation_file: str, images_root: Optional[str] 
                    progress: bool = False) -> DetectionReport:
     """AP of a detector on an annotation file. ``model``: an exported folder (has ``model.yaml``; run by
     :class:`blazeface_paddle.inference.predictor.DetectorPredictor`) or a training checkpoint / ``.pdparams``."""
-    import os
 
-    from arcface_paddle.core.model_yaml import MODEL_CONFIG_NAME
 
-    from blazeface_paddle.training.annotations import read_annotations, resolve_images_root
 
     annotations = read_annotations(annotation_file, min_face_size=min_face_size)
     images_root = resolve_images_root(annotation_file, annotations, images_root)
     if os.path.isfile(os.path.join(model, MODEL_CONFIG_NAME)):
-        from blazeface_paddle.inference.predictor import DetectorPredictor
-
         predictor = DetectorPredictor(model, cpu_threads=cpu_threads, score_threshold=score_threshold)
 
         def detect_batch(images):
@@ -257,7 +254,7 @@ def evaluate_model(model: str, annotation_file: str, images_root: Optional[str] 
             return [(np.array([face.box for face in faces], np.float32).reshape(-1, 4),
                      np.array([face.score for face in faces], np.float32)) for faces in found]
     else:
-        from blazeface_paddle.conversion.weights import load_detector
+        from blazeface_paddle.conversion.weights import load_detector  # heavy (paddle): imported on first use
 
         detect_batch = LayerDetector(load_detector(model, variant), score_threshold=score_threshold).detect_batch
     return evaluate_on_annotations(detect_batch, annotations, images_root, batch_size=batch_size,

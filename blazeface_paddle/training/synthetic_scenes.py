@@ -19,11 +19,11 @@ from typing import List, Tuple
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from arcface_paddle.core.images import encode_image
-from arcface_paddle.synthetic.faces import SyntheticFaces
 from arcface_paddle.core.safe_io import atomic_save_bytes
-
+from arcface_paddle.synthetic.faces import SyntheticFaces
 from blazeface_paddle.training.annotations import ImageAnnotation, write_retinaface, write_wider
 
 # Face box in units of d = |eye midpoint − mouth centre|, in the head's frame.
@@ -161,7 +161,6 @@ class SyntheticScenes:
               quality: int = 95) -> str:
         """Write ``root/images/*.jpg`` and ``root/label.txt`` (RetinaFace layout, six keypoints) or
         ``root/wider_face_bbx_gt.txt`` (WIDER layout); returns the annotation file's path."""
-        from tqdm import tqdm
 
         if layout not in ("retinaface", "wider"):
             raise ValueError(f"layout must be 'retinaface' or 'wider', got {layout!r}")

@@ -16,21 +16,26 @@ import time
 from typing import List, Optional
 
 import numpy as np
+import paddle
+from tqdm import tqdm
+from visualdl import LogWriter
 
+from arcface_paddle.core import checkpoint as ckpt
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.images import normalize_rgb_uint8
-from arcface_paddle.core.safe_io import atomic_write
-from arcface_paddle.core import checkpoint as ckpt
 from arcface_paddle.core.lr_schedule import lr_at
-
-from blazeface_paddle.conversion.weights import load_pretrained
-from blazeface_paddle.training.augment import DetectionAugment
+from arcface_paddle.core.safe_io import atomic_write
+from arcface_paddle.core.samplers import GlobalBatchSampler
 from arcface_paddle.core.yaml_config import dump_config
-from blazeface_paddle.training.evaluation import DetectionReport, LayerDetector, evaluate_on_annotations
-from blazeface_paddle.training.loss import LossWeights, detection_loss
+from blazeface_paddle.conversion.weights import load_pretrained
+from blazeface_paddle.network.model import BlazeFace
 from blazeface_paddle.network.variants import INPUT_MEAN, INPUT_STD
 from blazeface_paddle.training.anchor_matching import AnchorMatcher, initialize_heads
 from blazeface_paddle.training.annotations import DetectionDataset, read_annotations, resolve_images_root
+from blazeface_paddle.training.augment import DetectionAugment
+from blazeface_paddle.training.evaluation import DetectionReport, LayerDetector, evaluate_on_annotations
+from blazeface_paddle.training.loss import LossWeights, detection_loss
+from blazeface_paddle.training.synthetic_scenes import SyntheticScenes
 
 NETWORK_NAME = "BlazeFace"
 
@@ -62,7 +67,6 @@ class TrainResult:
 def prepare_synthetic_data(config: dict) -> None:
     """When ``data.synthetic`` asks for scenes, write them once under ``<output>/synthetic`` and point
     ``data.train`` / ``data.val`` at them."""
-    from blazeface_paddle.training.synthetic_scenes import SyntheticScenes
 
     spec = config["data"]["synthetic"]
     common = dict(image_size=spec["image_size"], faces_per_scene=tuple(spec["faces_per_scene"]),
@@ -90,8 +94,6 @@ def _read_json(path: str):
 
 
 def _optimizer(config: dict, parameters):
-    import paddle
-
     clip = paddle.nn.ClipGradByGlobalNorm(config["grad_clip_norm"]) if config["grad_clip_norm"] > 0 else None
     decay = config["weight_decay"] or None
     if config["optimizer"] == "adam":
@@ -103,9 +105,6 @@ def _optimizer(config: dict, parameters):
 
 class DetectorTrainer:
     def __init__(self, config: dict, progress: bool = True):
-        import paddle
-
-        from blazeface_paddle.network.model import BlazeFace
 
         self.config, self.progress = config, progress
         if any(int(config["data"]["synthetic"][key]) > 0 for key in ("train_scenes", "val_scenes")):
@@ -119,7 +118,6 @@ class DetectorTrainer:
         self.dataset = DetectionDataset(config["data"]["train"], config["data"]["train_images"],
                                         transform=TrainingSample(augment, self.matcher),
                                         min_face_size=config["data"]["min_face_size"], seed=config["seed"])
-        from arcface_paddle.core.samplers import GlobalBatchSampler
 
         self.sampler = GlobalBatchSampler(len(self.dataset), config["batch_size"], seed=config["seed"])
         self.optimizer = _optimizer(config, self.model.parameters())
@@ -155,8 +153,6 @@ class DetectorTrainer:
 
     # ------------------------------------------------------------------------------------- loop
     def _batches(self):
-        import paddle
-
         per_epoch = self.sampler.batches_per_epoch
         epoch, start = divmod(self.step, per_epoch)
         while True:
@@ -169,9 +165,6 @@ class DetectorTrainer:
             epoch, start = epoch + 1, 0
 
     def train(self) -> TrainResult:
-        from tqdm import tqdm
-        from visualdl import LogWriter
-
         config = self.config
         os.makedirs(config["output"], exist_ok=True)
         with atomic_write(os.path.join(config["output"], "config.yaml"), "w") as handle:
