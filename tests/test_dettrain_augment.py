@@ -5,7 +5,7 @@ from blazeface_paddle.training.augment import (
     DetectionAugment,
     crop,
     horizontal_flip,
-    letterbox,
+    letterbox_faces,
     photometric_distort,
     random_crop_keeping_faces,
 )
@@ -65,7 +65,7 @@ def test_random_crop_always_keeps_a_face():
 
 def test_letterbox_maps_faces_onto_the_resized_pixels():
     image, faces, colours = _marked_image()
-    canvas, (boxes, keypoints, mask), placement = letterbox(image, faces, 128)
+    canvas, (boxes, keypoints, mask), placement = letterbox_faces(image, faces, 128)
     assert canvas.shape == (128, 128, 3) and placement.pad_x == 0 and placement.pad_y == 24
     np.testing.assert_allclose(boxes[0], faces[0][0] * 0.8 + [0, 24, 0, 24], atol=0.01)
     # back to original pixels through the predictor's own mapping

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from typing import Callable
 
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.model_yaml import MODEL_CONFIG_NAME, PARAMS_NAME, PROGRAM_NAMES, file_sha256
@@ -33,6 +34,25 @@ def export_onnx(program_path: str, params_path: str, output_path: str, opset: in
     with open(output_path, "wb") as handle:
         handle.write(model_bytes)
     return output_path
+
+
+def rewrite_legacy_program(program_path: str, *block_rewrites: Callable) -> None:
+    """Drop the ``op_callstack`` attributes (Python stack traces with absolute paths) from a legacy program file,
+    so an export is the same file wherever the toolkit is installed, and apply each ``block_rewrite(block)``."""
+    from paddle.base.proto import framework_pb2  # heavy (paddle): imported on first use
+
+    program = framework_pb2.ProgramDesc()
+    with open(program_path, "rb") as handle:
+        program.ParseFromString(handle.read())
+    for block in program.blocks:
+        for op in block.ops:
+            kept = [attr for attr in op.attrs if attr.name != "op_callstack"]
+            del op.attrs[:]
+            op.attrs.extend(kept)
+        for rewrite in block_rewrites:
+            rewrite(block)
+    with open(program_path, "wb") as handle:
+        handle.write(program.SerializeToString(deterministic=True))
 
 
 def move_export_into_place(staging: str, output_dir: str) -> None:

@@ -120,10 +120,6 @@ def iter_idx(path):
                 raise ToolkitError(f"{path}:{number}: expected 'key<TAB>offset', got {line.strip()!r}") from None
 
 
-def read_idx(path) -> list[tuple[int, int]]:
-    return list(iter_idx(path))
-
-
 class RecordIOWriter:
     """Writes ``.rec`` + ``.idx`` (both atomically, on ``close``), splitting payloads at aligned magic words."""
 

@@ -12,14 +12,9 @@ from typing import Dict, Iterable, Tuple
 
 import numpy as np
 
+from arcface_paddle.core.embeddings import l2_normalize
+
 DEFAULT_FARS = (1e-3, 1e-4)
-
-
-def l2_normalize(embeddings: np.ndarray, eps: float = 1e-10) -> np.ndarray:
-    """Row-wise unit length (float64 for stable metrics); zero rows stay zero."""
-    embeddings = np.asarray(embeddings, dtype=np.float64)
-    norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
-    return embeddings / np.maximum(norms, eps)
 
 
 def mean_l2_norm(embeddings: np.ndarray) -> float:
@@ -33,7 +28,7 @@ def pair_scores(embeddings: np.ndarray) -> np.ndarray:
     embeddings = np.asarray(embeddings)
     if embeddings.ndim != 2 or embeddings.shape[0] % 2:
         raise ValueError(f"expected an even number of embedding rows (pairs), got shape {embeddings.shape}")
-    unit = l2_normalize(embeddings)
+    unit = l2_normalize(embeddings, dtype=np.float64)     # float64 for stable metrics
     return np.sum(unit[0::2] * unit[1::2], axis=1)
 
 

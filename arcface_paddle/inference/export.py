@@ -37,7 +37,13 @@ from arcface_paddle.core.model_yaml import (
     params_fingerprint,
     save_model_config,
 )
-from arcface_paddle.core.program_export import MIN_ONNX_OPSET, ONNX_NAME, export_onnx, move_export_into_place
+from arcface_paddle.core.program_export import (
+    MIN_ONNX_OPSET,
+    ONNX_NAME,
+    export_onnx,
+    move_export_into_place,
+    rewrite_legacy_program,
+)
 from arcface_paddle.preprocessing import REC_COLOR_ORDER, REC_IMAGE_SIZE, TRAIN_MEAN, TRAIN_STD
 
 INPUT_NAME = "x"
@@ -62,22 +68,6 @@ def _canonical_names(layer) -> Iterator[None]:
         framework._name_struct, framework._name_scope = saved
         for tensor, name in renamed:
             tensor.name = name
-
-
-def _strip_legacy_callstacks(program_path: str) -> None:
-    """Drop the ``op_callstack`` attributes (Python stack traces) from a legacy program file."""
-    from paddle.base.proto import framework_pb2  # heavy (paddle): imported on first use
-
-    program = framework_pb2.ProgramDesc()
-    with open(program_path, "rb") as handle:
-        program.ParseFromString(handle.read())
-    for block in program.blocks:
-        for op in block.ops:
-            kept = [attr for attr in op.attrs if attr.name != "op_callstack"]
-            del op.attrs[:]
-            op.attrs.extend(kept)
-    with open(program_path, "wb") as handle:
-        handle.write(program.SerializeToString(deterministic=True))
 
 
 def _probe_output_size(layer, input_size, task: str) -> Optional[int]:
@@ -144,7 +134,7 @@ def export_model(layer, output_dir: str, config: ModelConfig, fmt: str = "legacy
             program_path = os.path.join(staging, PROGRAM_NAMES[fmt])
             params_path = os.path.join(staging, PARAMS_NAME)
             if fmt == "legacy":
-                _strip_legacy_callstacks(program_path)
+                rewrite_legacy_program(program_path)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(prefix + ".pdiparams.info")   # pickled name map only paddle.jit.load wants
             if onnx:

@@ -11,6 +11,7 @@ from typing import List, Optional
 import cv2
 import numpy as np
 
+from arcface_paddle.core.embeddings import l2_normalize
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.predictor import Predictor
 
@@ -72,5 +73,5 @@ class RecognitionPredictor:
         parts = [self.predictor.run(batch[i:i + self.batch_size]) for i in range(0, len(batch), self.batch_size)]
         embeddings = np.concatenate(parts).astype(np.float32, copy=False)
         if normalize:
-            embeddings /= np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+            embeddings = l2_normalize(embeddings)
         return embeddings

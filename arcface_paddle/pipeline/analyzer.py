@@ -26,7 +26,13 @@ from arcface_paddle.pipeline import face_alignment as alignment
 from arcface_paddle.pipeline.drawing import draw_faces, load_font
 from arcface_paddle.pipeline.gallery import GalleryIndex, load_index
 from arcface_paddle.pipeline.gallery_builder import build_gallery
-from arcface_paddle.pipeline.gallery_vote import DEFAULT_CANDIDATES, DEFAULT_REC_THRESHOLD, UNKNOWN, match_embeddings
+from arcface_paddle.pipeline.gallery_vote import (
+    DEFAULT_CANDIDATES,
+    DEFAULT_REC_THRESHOLD,
+    UNKNOWN,
+    embedding_distance,
+    match_embeddings,
+)
 from blazeface_paddle.inference.predictor import DetectorPredictor
 
 REPO_MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
@@ -231,7 +237,7 @@ class FaceAnalyzer:
         face1, crop1 = self.embed_largest_face(image1)
         face2, crop2 = self.embed_largest_face(image2)
         similarity = float(np.clip(face1.embedding @ face2.embedding, -1.0, 1.0))
-        return CompareResult(similarity=similarity, distance=float(np.sqrt(max(0.0, 2 - 2 * similarity))),
+        return CompareResult(similarity=similarity, distance=embedding_distance(similarity),
                              same_person=similarity >= threshold, threshold=threshold, faces=(face1, face2),
                              crops=(crop1, crop2))
 

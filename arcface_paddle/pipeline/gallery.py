@@ -31,6 +31,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from arcface_paddle.core.embeddings import l2_normalize
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.restricted_pickle import restricted_loads
 from arcface_paddle.core.safe_io import atomic_save_bytes
@@ -42,12 +43,6 @@ ZIP_MAGIC = b"PK\x03\x04"          # every .npz starts with a zip local-file hea
 _FIELDS = ("magic", "format_version", "names", "features", "embedding_size", "model_id")
 CROP_MODES = ("aligned", "box", "image")
 DEFAULT_CROP_MODE = "aligned"
-
-
-def l2_normalize(features: np.ndarray) -> np.ndarray:
-    features = np.asarray(features, dtype=np.float32)
-    norms = np.linalg.norm(features, axis=-1, keepdims=True)
-    return features / np.maximum(norms, 1e-12)
 
 
 def faiss_available() -> bool:

@@ -54,12 +54,6 @@ def match_embeddings(index, embeddings: np.ndarray, threshold: float = DEFAULT_R
             for sims, row_ids in zip(similarities, rows)]
 
 
-def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
-    a = np.asarray(a, dtype=np.float64).ravel()
-    b = np.asarray(b, dtype=np.float64).ravel()
-    return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
-
-
 def embedding_distance(similarity: float) -> float:
     """Euclidean distance between the two L2-normalised embeddings: sqrt(2 - 2·cos)."""
     return float(np.sqrt(max(0.0, 2.0 - 2.0 * similarity)))

@@ -19,16 +19,13 @@ from arcface_paddle.preprocessing import REC_IMAGE_SIZE
 from arcface_paddle.synthetic.painter import (
     EYE_MID_TEMPLATE,
     UNIT_AT_112,
-    Identity,
-    background,
     draw_head,
     draw_neck,
     keypoints_of,
     painter_at,
-    photometric,
-    sample_identity,
-    sample_look,
 )
+from arcface_paddle.synthetic.people import Identity, sample_identity, sample_look
+from arcface_paddle.synthetic.photo import background, photometric
 
 
 class SyntheticFaces:

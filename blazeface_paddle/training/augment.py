@@ -13,8 +13,7 @@ from typing import Tuple
 import cv2
 import numpy as np
 
-from blazeface_paddle.inference.letterbox import Letterbox
-from blazeface_paddle.inference.letterbox import letterbox as letterbox_image
+from blazeface_paddle.inference.letterbox import Letterbox, letterbox
 from blazeface_paddle.network.variants import KEYPOINT_FLIP_PAIRS, KEYPOINT_NAMES
 
 
@@ -105,10 +104,10 @@ def photometric_distort(image: np.ndarray, rng: np.random.Generator, brightness:
     return result
 
 
-def letterbox(image: np.ndarray, faces: Faces, size: int) -> Tuple[np.ndarray, Faces, Letterbox]:
+def letterbox_faces(image: np.ndarray, faces: Faces, size: int) -> Tuple[np.ndarray, Faces, Letterbox]:
     """Resize into a size×size square with black borders exactly as the predictor does
     (:func:`blazeface_paddle.inference.letterbox.letterbox`), moving the faces along."""
-    canvas, placement = letterbox_image(image, size)
+    canvas, placement = letterbox(image, size)
     sx, sy = placement.scale
     pad = np.array([placement.pad_x, placement.pad_y], np.float32)
     boxes, keypoints, mask = faces
@@ -136,7 +135,7 @@ class DetectionAugment:
             image, faces = horizontal_flip(image, faces)
         if self.photometric_probability > 0:
             image = photometric_distort(image, rng, probability=self.photometric_probability)
-        image, faces, _ = letterbox(image, faces, self.input_size)
+        image, faces, _ = letterbox_faces(image, faces, self.input_size)
         boxes = faces[0]
         big_enough = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) >= self.min_face_size
         return image, _select(faces, big_enough)
