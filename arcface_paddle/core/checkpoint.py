@@ -27,7 +27,7 @@ from typing import Callable, Dict, Optional
 import numpy as np
 
 from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.core.restricted_pickle import restricted_loads
+from arcface_paddle.core.restricted_pickle import load_pickle_file
 from arcface_paddle.core.safe_io import atomic_save_bytes, atomic_write
 
 CHECKPOINTS_DIR = "checkpoints"
@@ -73,11 +73,7 @@ def save_state(path: str, state: dict) -> None:
 
 def load_state(path: str) -> Dict[str, object]:
     """Read a ``.pdparams``/``.pdopt`` file as a dict of numpy arrays, refusing anything but plain data."""
-    if not os.path.isfile(path):
-        raise ToolkitError(f"{path}: checkpoint file not found")
-    with open(path, "rb") as handle:
-        data = handle.read()
-    state = restricted_loads(data, source=path, allow_numpy=True)
+    state = load_pickle_file(path, "checkpoint file", allow_numpy=True)
     if not isinstance(state, dict):
         raise ToolkitError(f"{path}: expected a state dict, found {type(state).__name__}")
     state.pop(_STRUCTURE_KEY, None)

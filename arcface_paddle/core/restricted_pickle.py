@@ -12,6 +12,7 @@ import pickle
 import numpy as np
 
 from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.core.safe_io import read_file_bytes
 
 # Builtins that carry data only; ``bytes``/``bytearray``/``_codecs.encode`` are reached through the guarded
 # versions in _SAFE_FUNCTIONS.  numpy arrays (uint8 images inside verification .bin files) are rebuilt the way
@@ -95,3 +96,8 @@ def restricted_loads(data: bytes, *, source: str, allow_numpy: bool = False):
         raise ToolkitError(f"{source}: corrupt pickle (it asks for more memory than exists)") from None
     except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError, UnicodeDecodeError) as error:
         raise ToolkitError(f"{source}: corrupt pickle ({type(error).__name__}: {error})") from None
+
+
+def load_pickle_file(path: str, what: str, *, allow_numpy: bool = False):
+    """Read and unpickle a file the user named, through :func:`restricted_loads`."""
+    return restricted_loads(read_file_bytes(path, what), source=path, allow_numpy=allow_numpy)

@@ -54,3 +54,15 @@ def check_writable_folder(folder: str | os.PathLike) -> None:
 def atomic_save_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_write(path, "wb") as handle:
         handle.write(data)
+
+
+def read_file_bytes(path: str | os.PathLike, what: str = "file") -> bytes:
+    """The bytes of a regular file the user named; a missing or unreadable one is a one-line ToolkitError."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ToolkitError(f"{path}: {what} not found")
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as error:
+        raise ToolkitError(f"{path}: cannot read {what} ({error.strerror or error})") from None

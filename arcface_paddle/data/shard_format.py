@@ -18,7 +18,7 @@ import struct
 
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.restricted_pickle import restricted_loads
-from arcface_paddle.core.safe_io import atomic_save_bytes
+from arcface_paddle.core.safe_io import atomic_save_bytes, read_file_bytes
 from arcface_paddle.data.label_file import CLASSES_FILE, LABEL_FILE, write_classes, write_label_file
 
 _LEN = struct.Struct("<I")
@@ -66,14 +66,7 @@ def decode_record(data: bytes, source: str) -> tuple[str, bytes]:
 
 def read_shard(path: str | os.PathLike) -> tuple[str, bytes]:
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except FileNotFoundError:
-        raise ToolkitError(f"{path}: shard not found") from None
-    except OSError as error:
-        raise ToolkitError(f"{path}: cannot read shard ({error.strerror})") from None
-    return decode_record(data, path)
+    return decode_record(read_file_bytes(path, "shard"), path)
 
 
 def write_shard(path: str | os.PathLike, key: str, image_bytes: bytes) -> None:

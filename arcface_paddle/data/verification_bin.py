@@ -15,7 +15,7 @@ import numpy as np
 
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.images import decode_image, encode_image
-from arcface_paddle.core.restricted_pickle import restricted_loads
+from arcface_paddle.core.restricted_pickle import load_pickle_file
 from arcface_paddle.core.safe_io import atomic_save_bytes
 from arcface_paddle.data.label_file import scan_identity_tree
 
@@ -37,12 +37,7 @@ def _to_rgb(item, source: str) -> np.ndarray:
 def load_verification_bin(path, image_size=None) -> tuple[np.ndarray, np.ndarray]:
     """→ (images N×H×W×3 uint8 RGB, issame bool of N/2); ``image_size`` (int or (h, w)) resizes every image."""
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except FileNotFoundError:
-        raise ToolkitError(f"{path}: verification file not found") from None
-    obj = restricted_loads(data, source=path, allow_numpy=True)
+    obj = load_pickle_file(path, "verification file", allow_numpy=True)
     if not isinstance(obj, (tuple, list)) or len(obj) != 2:
         raise ToolkitError(f"{path}: expected a pickled (images, issame) pair")
     bins, issame = obj

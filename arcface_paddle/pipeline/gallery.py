@@ -33,7 +33,7 @@ import numpy as np
 
 from arcface_paddle.core.embeddings import l2_normalize
 from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.core.restricted_pickle import restricted_loads
+from arcface_paddle.core.restricted_pickle import load_pickle_file
 from arcface_paddle.core.safe_io import atomic_save_bytes
 
 MAGIC = "arcface_paddle.gallery"
@@ -205,11 +205,7 @@ def import_reference_index(path: str, model_id: str) -> GalleryIndex:
     The pickle is decoded with the restricted unpickler (plain data + numpy arrays only); ``model_id`` is the
     recognizer the caller states the features came from — the reference format does not record it.
     """
-    if not os.path.isfile(path):
-        raise ToolkitError(f"{path}: index file not found")
-    with open(path, "rb") as handle:
-        data = handle.read()
-    raw = restricted_loads(data, source=path, allow_numpy=True)
+    raw = load_pickle_file(path, "index file", allow_numpy=True)
     if not isinstance(raw, dict):
         raise ToolkitError(f"{path}: expected a dict with 'label' and 'feature', found {type(raw).__name__}")
     raw = {key.decode() if isinstance(key, bytes) else key: value for key, value in raw.items()}
