@@ -28,3 +28,35 @@ def test_wheel_holds_every_shipped_model_where_the_pipeline_looks(repo_root, tmp
     assert [name for name in shipped if name not in names] == []
     # The defaults are found relative to the installed packages: inference_model/ must sit beside them.
     assert "arcface_paddle/pipeline/analyzer.py" in names and "arcface_paddle/cli/detect.py" in names
+
+
+def test_wheel_installs_console_command_that_runs_outside_the_checkout(repo_root, tmp_path):
+    """`pip install <wheel>` in a fresh venv gives `arcface-paddle`, and its default models resolve from anywhere."""
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                           "-w", str(tmp_path / "dist"), str(repo_root)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    wheel, = (tmp_path / "dist").glob("arcface_paddle-*.whl")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    # The new venv sees this environment's dependencies (paddle, opencv, ...) but not the project itself.
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    deps = [path for path in sys.path if path.endswith("site-packages")]
+    (site / "deps.pth").write_text("\n".join(deps) + "\n")
+    python = venv / "bin" / "python"
+    install = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q",
+                              str(wheel)], capture_output=True, text=True, timeout=300)
+    assert install.returncode == 0, install.stderr[-2000:]
+    command = venv / "bin" / "arcface-paddle"
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    listed = subprocess.run([str(command), "--help"], cwd=outside, capture_output=True, text=True, env=env, timeout=60)
+    assert listed.returncode == 0 and "recognize" in listed.stdout and "train" in listed.stdout
+    located = subprocess.run([str(python), "-c", "import arcface_paddle; print(arcface_paddle.__file__)"],
+                             cwd=outside, capture_output=True, text=True, env=env, timeout=60)
+    assert str(site) in located.stdout, located.stdout + located.stderr      # the installed copy, not the checkout
+    photo = shutil.copy(repo_root / "tests" / "data" / "faces" / "obama.jpg", outside / "obama.jpg")
+    found = subprocess.run([str(command), "detect", str(photo), "--json", "faces.json"], cwd=outside,
+                           capture_output=True, text=True, env=env, timeout=120)
+    assert found.returncode == 0, found.stderr[-2000:]
+    assert '"score"' in (outside / "faces.json").read_text()

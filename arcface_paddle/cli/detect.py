@@ -20,10 +20,9 @@ from tqdm import tqdm
 from arcface_paddle.core.errors import ToolkitError, reason_for, run_cli
 from arcface_paddle.core.images import encode_image, list_images, read_image
 from arcface_paddle.core.safe_io import atomic_save_bytes, atomic_write, check_writable_folder
+from arcface_paddle.core.shipped_models import DEFAULT_DETECTOR
 from blazeface_paddle.inference.predictor import DetectorPredictor
 
-DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "inference_model",
-                             "blazeface_full_range")
 KEYPOINT_COLOURS = [(255, 64, 64), (64, 64, 255), (64, 255, 64), (255, 255, 64), (255, 64, 255), (64, 255, 255)]
 
 
@@ -50,7 +49,7 @@ def expand_inputs(paths) -> list[str]:
     return images
 
 
-def detect_files(images, *, model: str = DEFAULT_MODEL, threshold: float | None = None, nms: str | None = None,
+def detect_files(images, *, model: str = DEFAULT_DETECTOR, threshold: float | None = None, nms: str | None = None,
                  tile_size: int | None = None, cpu_threads: int = 2, draw_dir: str | None = None,
                  failed: list | None = None) -> dict:
     """{image path: [Detection.as_dict(), ...]}; with ``draw_dir`` also writes ``<name>.jpg`` drawings.
@@ -83,7 +82,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("images", nargs="+",
                         help="photos or folders of photos (jpg/png/...; gray, RGBA and 16-bit are fine)")
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="exported BlazeFace folder (default: full range)")
+    parser.add_argument("--model", default=DEFAULT_DETECTOR, help="exported BlazeFace folder (default: full range)")
     parser.add_argument("--threshold", type=float, default=None, help="score threshold (default: model.yaml's)")
     parser.add_argument("--nms", choices=["weighted", "hard"], default=None, help="default: weighted (MediaPipe)")
     parser.add_argument("--tile-size", type=int, default=None,

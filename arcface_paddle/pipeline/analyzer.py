@@ -21,6 +21,7 @@ import numpy as np
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.images import read_image
 from arcface_paddle.core.model_yaml import load_model_config, params_fingerprint
+from arcface_paddle.core.shipped_models import DEFAULT_DETECTOR, DEFAULT_RECOGNIZER
 from arcface_paddle.inference.recognizer import RecognitionPredictor
 from arcface_paddle.pipeline import face_alignment as alignment
 from arcface_paddle.pipeline.drawing import draw_faces, load_font
@@ -35,10 +36,7 @@ from arcface_paddle.pipeline.gallery_vote import (
 )
 from blazeface_paddle.inference.predictor import DetectorPredictor
 
-REPO_MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                           "inference_model")
-DEFAULT_DET_MODEL = os.path.join(REPO_MODELS, "blazeface_full_range")
-DEFAULT_REC_MODEL = os.path.join(REPO_MODELS, "mobilenet_sface")
+DEFAULT_DET_MODEL, DEFAULT_REC_MODEL = DEFAULT_DETECTOR, DEFAULT_RECOGNIZER
 
 ImageLike = Union[str, np.ndarray]
 
