@@ -9,10 +9,10 @@ import importlib
 _EXPORTS = {
     "FaceAnalyzer": "analyzer", "Face": "analyzer", "CompareResult": "analyzer", "largest_face": "analyzer",
     "GalleryIndex": "gallery", "load_index": "gallery", "import_reference_index": "gallery",
-    "align_face": "alignment", "umeyama_similarity": "alignment", "crop_face": "alignment",
-    "DEFAULT_REC_THRESHOLD": "matching", "UNKNOWN": "matching", "vote": "matching",
-    "draw_faces": "drawing", "read_image": "media_io",
-    "build_gallery": "gallery_builder", "align_dataset": "align", "compare_images": "compare",
+    "align_face": "face_alignment", "umeyama_similarity": "face_alignment", "crop_face": "face_alignment",
+    "DEFAULT_REC_THRESHOLD": "gallery_vote", "UNKNOWN": "gallery_vote", "vote": "gallery_vote",
+    "draw_faces": "drawing", "read_image": "arcface_paddle.core.images",
+    "build_gallery": "gallery_builder", "align_dataset": "dataset_alignment", "compare_images": "photo_compare",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -20,6 +20,7 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name: str):
     if name in _EXPORTS:
-        module = importlib.import_module(f".{_EXPORTS[name]}", __name__)
+        where = _EXPORTS[name]          # a module of this package, or a full module path
+        module = importlib.import_module(where if "." in where else f".{where}", __name__)
         return getattr(module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
