@@ -1,7 +1,7 @@
 """Turning gallery search results into a name: top-k vote with a cosine-similarity threshold.
 
 ``DEFAULT_REC_THRESHOLD`` was chosen from measurements with the shipped SFace recognizer on the real
-photos in ``tests/data/faces`` (see README.md, "Choosing the threshold"): it lies between
+photos in ``tests/data/faces`` (see docs/recognition.md, "Choosing the threshold"): it lies between
 the lowest same-person and the highest different-person cosine similarity measured there.
 """
 from __future__ import annotations
