@@ -122,13 +122,10 @@ def all_commands() -> list[tuple[str, list[str]]]:
     for path in MARKDOWN:
         found += [(block.where, argv) for block in bash_blocks(path) for argv in split_commands(block.text)]
         for span in inline_code(path):
-            words = span.split()
-            if words and without_env(words)[:1] and (without_env(words)[0] in ("arcface-paddle", "python", "bash")):
-                if "<" not in span and "..." not in span:                    # not a placeholder
-                    try:
-                        found += [(str(path.relative_to(REPO)), argv) for argv in split_commands(span)]
-                    except ValueError:
-                        pass
+            words = without_env(span.split())
+            if words[:1] in (["arcface-paddle"], ["python"], ["bash"]) and "<" not in span:   # <...>: a placeholder
+                found += [(str(path.relative_to(REPO)), [word for word in argv if word != "..."])
+                          for argv in split_commands(span)]
     return found
 
 
@@ -156,8 +153,13 @@ def _installed(distribution: str) -> bool:
         return False
 
 
-def check_command(where: str, argv: list[str], scripts: set, commands: set, problems: list[str]) -> None:
-    """Classify one command; collect the scripts and arcface-paddle commands whose --help must work."""
+def options_of(args: list[str]) -> set[str]:
+    """The option words of a command line (``--x``, ``--x=1`` → ``--x``, ``-o``), not their values."""
+    return {word.split("=")[0] for word in args if re.match(r"^--?[A-Za-z][\w-]*(=|$)", word)}
+
+
+def check_command(where: str, argv: list[str], uses: dict, problems: list[str]) -> None:
+    """Check one command; record in ``uses`` each script / arcface-paddle command with the options used."""
     argv = without_env(argv)
     program = argv[0]
     if program == "arcface-paddle":
@@ -165,7 +167,7 @@ def check_command(where: str, argv: list[str], scripts: set, commands: set, prob
             if argv[1] not in COMMANDS:
                 problems.append(f"{where}: unknown command 'arcface-paddle {argv[1]}'")
             else:
-                commands.add(argv[1])
+                uses.setdefault(("arcface-paddle", argv[1]), []).append((where, options_of(argv[2:])))
     elif program in ("python", "python3") or program.endswith("/python"):
         if argv[1] == "-m":
             module = argv[2]
@@ -176,11 +178,11 @@ def check_command(where: str, argv: list[str], scripts: set, commands: set, prob
                 problems.append(f"{where}: 'python -m {module}': no such module")
             if module == "pip":
                 check_pip(argv[3:], problems, where)
-            script = next((word for word in argv[3:] if word.endswith(".py")), None)
-            if script:                                            # paddle.distributed.launch ... train.py
-                scripts.add(script)
+            at = next((i for i, word in enumerate(argv) if word.endswith(".py")), None)
+            if at is not None:                                     # paddle.distributed.launch ... train.py
+                uses.setdefault(("python", argv[at]), []).append((where, options_of(argv[at + 1:])))
         else:
-            scripts.add(argv[1])
+            uses.setdefault(("python", argv[1]), []).append((where, options_of(argv[2:])))
     elif program == "pip":
         check_pip(argv[1:], problems, where)
     elif program == "bash":
@@ -194,30 +196,37 @@ def check_command(where: str, argv: list[str], scripts: set, commands: set, prob
                         "about it")
 
 
-def _run_help(argv: list[str]) -> tuple[list[str], subprocess.CompletedProcess]:
-    return argv, subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=120,
-                                env=dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"))
+def _run_help(key: tuple[str, str]) -> tuple[tuple[str, str], subprocess.CompletedProcess]:
+    argv = [str(BIN / "arcface-paddle"), key[1]] if key[0] == "arcface-paddle" else [sys.executable, key[1]]
+    return key, subprocess.run(argv + ["--help"], cwd=REPO, capture_output=True, text=True, timeout=120,
+                               env=dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"))
 
 
 def test_every_command_and_script_mentioned_exists_and_answers_help():
-    problems, scripts, commands = [], set(), set()
+    """Each documented command answers --help, and every option the docs give it is one its --help lists."""
+    problems, uses = [], {}
     for where, argv in all_commands():
-        check_command(where, argv, scripts, commands, problems)
-    for script in sorted(scripts):
-        if not (REPO / script).is_file():
+        check_command(where, argv, uses, problems)
+    for program, script in uses:
+        if program == "python" and not (REPO / script).is_file():
             problems.append(f"'python {script}': no such file")
     assert not problems, "\n".join(problems)
     console = BIN / "arcface-paddle"
     assert console.exists(), f"{console} missing: install the project with pip install -e ."
-    runs = [[str(console), "--help"]] + [[str(console), command, "--help"] for command in sorted(commands)]
-    runs += [[sys.executable, script, "--help"] for script in sorted(scripts)]
+    top = subprocess.run([str(console), "--help"], capture_output=True, text=True, timeout=120)
+    assert top.returncode == 0 and all(command in top.stdout for command in COMMANDS), top.stdout
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        for argv, done in pool.map(_run_help, runs):
-            shown = " ".join(pathlib.Path(argv[0]).name if i == 0 else word for i, word in enumerate(argv))
-            assert done.returncode == 0, f"{shown}: exit {done.returncode}\n{done.stderr[-1500:]}"
-            assert "usage:" in done.stdout, f"{shown}: no usage text"
+        for key, done in pool.map(_run_help, sorted(uses)):
+            shown = " ".join(key)
+            assert done.returncode == 0, f"{shown} --help: exit {done.returncode}\n{done.stderr[-1500:]}"
+            assert "usage:" in done.stdout, f"{shown} --help: no usage text"
+            known = set(re.findall(r"(?<![\w-])(--?[A-Za-z][\w-]*)", done.stdout))
+            for where, options in uses[key]:
+                problems += [f"{where}: {shown} has no option {name}" for name in sorted(options - known)]
+    assert not problems, "\n".join(problems)
     # the documented commands are the real ones: each one of COMMANDS is documented somewhere
-    assert set(COMMANDS) <= commands, f"undocumented commands: {sorted(set(COMMANDS) - commands)}"
+    documented = {name for program, name in uses if program == "arcface-paddle"}
+    assert set(COMMANDS) <= documented, f"undocumented commands: {sorted(set(COMMANDS) - documented)}"
 
 
 def github_slugs(path: pathlib.Path) -> set[str]:
@@ -274,7 +283,11 @@ def test_every_module_path_name_and_repository_path_exists():
             if block.lang != "python":
                 continue
             for module, names in re.findall(r"^from ([\w.]+) import ([^#\n]+)", block.text, flags=re.M):
-                imported = importlib.import_module(module)
+                try:
+                    imported = importlib.import_module(module)
+                except ImportError as error:
+                    problems.append(f"{block.where}: from {module} import ...: {error}")
+                    continue
                 for name in re.findall(r"\w+", names):
                     if not hasattr(imported, name):
                         problems.append(f"{block.where}: {module} has no {name}")
@@ -440,7 +453,8 @@ def test_skip_marker_is_read_and_commands_are_split(tmp_path, marker):
     assert first.skip is not None and second.skip is None
     assert split_commands(first.text) == [["arcface-paddle", "train", "-c", "a.yaml", "-o", "x=1"],
                                           ["echo", "a"], ["echo", "b c"]]
-    problems = []
-    check_command("page.md", ["echo", "a"], set(), set(), problems)
-    check_command("page.md", ["arcface-paddle", "no-such-command"], set(), set(), problems)
-    assert len(problems) == 2
+    problems, uses = [], {}
+    check_command("page.md", ["echo", "a"], uses, problems)
+    check_command("page.md", ["arcface-paddle", "no-such-command"], uses, problems)
+    check_command("page.md", ["arcface-paddle", "detect", "a.jpg", "--json=f.json", "-o", "x=-1"], uses, problems)
+    assert len(problems) == 2 and uses == {("arcface-paddle", "detect"): [("page.md", {"--json", "-o"})]}
