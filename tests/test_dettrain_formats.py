@@ -5,6 +5,7 @@ import pytest
 from arcface_paddle.core.errors import ToolkitError
 from blazeface_paddle.training.annotations import (
     DetectionDataset,
+    parse_retinaface,
     read_annotations,
     resolve_images_root,
     write_retinaface,
@@ -76,33 +77,45 @@ def test_six_point_round_trip_and_wider_round_trip(tmp_path):
         assert a.ignore.tolist() == b.ignore.tolist()
 
 
-@pytest.mark.parametrize("text, line, words", [
-    ("a.jpg\n1\n1 2 3 4 0 0 0 0 0\n", 3, "expected 10 values"),
-    ("a.jpg\nmany\n", 2, "expected a face count"),
-    ("a.jpg\n2\n1 2 3 4 0 0 0 0 0 0\n", 2, "declares 2 faces"),
-    ("a.jpg\n1\n1 2 x 4 0 0 0 0 0 0\n", 3, "expected numbers"),
-    ("a.jpg\n", 1, "no face-count line"),
-    ("# a.jpg\n1 2 3 4 5\n", 2, "expected 4, 20 or 23 values"),
-    ("1 2 3 4\n# a.jpg\n", None, "must start"),
+@pytest.mark.parametrize("text, message", [
+    ("a.jpg\n1\n1 2 3 4 0 0 0 0 0\n",
+     "labels.txt:3: expected 10 values (x y w h blur expression illumination invalid occlusion pose), found 9"),
+    ("a.jpg\nmany\n", "labels.txt:2: expected a face count, found 'many'"),
+    ("a.jpg\n2\n1 2 3 4 0 0 0 0 0 0\n", "labels.txt:2: image 'a.jpg' declares 2 faces, file ends after 1 box lines"),
+    ("a.jpg\n1\n1 2 x 4 0 0 0 0 0 0\n", "labels.txt:3: expected numbers, found '1 2 x 4 0 0 0 0 0 0'"),
+    ("a.jpg\n", "labels.txt:1: image 'a.jpg' has no face-count line"),
+    ("# a.jpg\n1 2 3 4 5\n",
+     "labels.txt:2: expected 4, 20 or 23 values (x y w h [landmarks x y flag ...] [score]), found 5"),
+    ("# a.jpg\n#\n", "labels.txt:2: '#' line without an image path"),
+    # A RetinaFace body line before any '# path' line: the file does not start with '#', so it is read as
+    # WIDER ('1 2 3 4' is taken for an image path) and the next line is not a face count.
+    ("1 2 3 4\n# a.jpg\n", "labels.txt:2: expected a face count, found '# a.jpg'"),
 ])
-def test_corrupt_lines_name_file_and_line(tmp_path, text, line, words):
+def test_corrupt_lines_name_file_line_and_reason(tmp_path, text, message):
     path = _write(tmp_path, text)
-    if words == "must start":   # a RetinaFace body line before any '# path' is read as WIDER: bad count
-        with pytest.raises(ToolkitError, match="labels.txt:"):
-            read_annotations(path)
-        return
-    with pytest.raises(ToolkitError, match=f"labels.txt:{line}: .*{words}"):
+    with pytest.raises(ToolkitError) as caught:
         read_annotations(path)
+    assert str(caught.value) == str(tmp_path / message)     # the whole one-line message, path first
+
+
+def test_retinaface_face_line_before_any_image_path_is_named():
+    with pytest.raises(ToolkitError) as caught:
+        parse_retinaface(["# a.jpg", "1 2 3 4", "#", "5 6 7 8"], "labels.txt")
+    assert str(caught.value) == "labels.txt:3: '#' line without an image path"
+    with pytest.raises(ToolkitError) as caught:
+        parse_retinaface(["", "1 2 3 4", "# a.jpg"], "labels.txt")
+    assert str(caught.value) == "labels.txt:2: face line before the first '# image path' line"
 
 
 def test_missing_or_empty_files(tmp_path):
-    with pytest.raises(ToolkitError, match="not found"):
-        read_annotations(str(tmp_path / "nope.txt"))
-    with pytest.raises(ToolkitError, match="no images"):
-        read_annotations(_write(tmp_path, "\n\n"))
+    cases = [(str(tmp_path / "nope.txt"), "annotation file not found"),
+             (_write(tmp_path, "\n\n"), "no images in the annotation file"),
+             (str(tmp_path / "bin.txt"), "not a text annotation file (not UTF-8)")]
     (tmp_path / "bin.txt").write_bytes(b"\xff\xfe\x00garbage")
-    with pytest.raises(ToolkitError, match="not UTF-8"):
-        read_annotations(str(tmp_path / "bin.txt"))
+    for path, reason in cases:
+        with pytest.raises(ToolkitError) as caught:
+            read_annotations(path)
+        assert str(caught.value) == f"{path}: {reason}"
 
 
 def test_dataset_finds_images_folder_and_reports_unreadable_image(tmp_path):
