@@ -7,6 +7,7 @@ import paddle
 import pytest
 
 from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.core.samplers import GlobalBatchSampler
 from arcface_paddle.core.images import decode_image, normalize_rgb_uint8
 from arcface_paddle.data.datasets import ImageFolderDataset, ShardDataset, SyntheticDataset
 from arcface_paddle.data.synthetic import write_synthetic_shards, write_synthetic_tree
@@ -75,17 +76,21 @@ def test_synthetic_dataset_matches_generator():
     np.testing.assert_array_equal(image, normalize_rgb_uint8(SyntheticFaces(3, 5, seed=2).render(1, 2), TRAIN_MEAN, TRAIN_STD))
 
 
-def test_dataloader_with_workers_and_distributed_sampler(synthetic_data):
-    ds = ShardDataset(synthetic_data / "shards", train=True)
+def test_dataloader_with_workers_and_our_sampler_delivers_the_sampled_images(synthetic_data):
+    """The trainer's loading path: our GlobalBatchSampler per rank, two worker processes; every image of the
+    epoch arrives exactly once, in the order the sampler chose, intact."""
+    ds = ShardDataset(synthetic_data / "shards", train=False)
     seen = []
     for rank in range(2):
-        sampler = paddle.io.DistributedBatchSampler(ds, batch_size=4, num_replicas=2, rank=rank, shuffle=True)
+        sampler = GlobalBatchSampler(len(ds), 4, rank=rank, world_size=2, seed=5)
         loader = paddle.io.DataLoader(ds, batch_sampler=sampler, num_workers=2)
-        for images, labels in loader:
+        for indices, (images, labels) in zip(sampler, loader, strict=True):
             assert images.shape == [4, 3, 112, 112] and images.dtype == paddle.float32
             assert labels.dtype == paddle.int64
-            seen += labels.numpy().tolist()
-    assert sorted(seen) == sorted(ds.labels.tolist())         # the two ranks together cover every image
+            np.testing.assert_array_equal(images.numpy(), np.stack([ds[i][0] for i in indices]))
+            assert labels.numpy().reshape(-1).tolist() == ds.labels[indices].tolist()
+            seen += indices
+    assert sorted(seen) == list(range(len(ds)))              # the two ranks together cover every image once
 
 
 def test_verification_bin_round_trip_encoded_and_arrays(tmp_path):

@@ -1,4 +1,5 @@
-"""Fast checks of the training building blocks: lr schedule, config, samplers, losses, checkpoints, errors."""
+"""Fast checks of the training building blocks: lr schedule, config, losses, checkpoints, errors (samplers:
+test_data_samplers.py)."""
 import json
 import os
 import pathlib
@@ -13,7 +14,6 @@ from arcface_paddle.backbones.loading import load_backbone
 from arcface_paddle.core import checkpoint as ckpt
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.lr_schedule import lr_at, scaled_lr, schedule_from_config
-from arcface_paddle.core.samplers import GlobalBatchSampler, IdentityBatchSampler
 from arcface_paddle.training import checkpoint as rec_ckpt
 from arcface_paddle.training.config import load_config
 
@@ -88,36 +88,6 @@ def test_config_bad_values():
         load_config(None, overrides=["optimizer=rmsprop"])
     with pytest.raises(ToolkitError, match="batch_size: expected a number"):
         load_config(None, overrides=["batch_size=lots"])
-
-
-# -------------------------------------------------------------------------------------------- samplers
-def test_global_sampler_same_images_for_any_process_count():
-    one = list(GlobalBatchSampler(50, 8, seed=3))
-    two = [list(GlobalBatchSampler(50, 4, rank=r, world_size=2, seed=3)) for r in range(2)]
-    assert len(one) == 6
-    assert [a + b for a, b in zip(*two)] == one
-    resumed = GlobalBatchSampler(50, 8, seed=3)
-    resumed.set_epoch(0, start_batch=4)
-    assert list(resumed) == one[4:]
-    other_epoch = GlobalBatchSampler(50, 8, seed=3)
-    other_epoch.set_epoch(1)
-    assert list(other_epoch) != one
-
-
-def test_identity_sampler_p_by_k():
-    labels = np.repeat(np.arange(10), 5)
-    labels = np.append(labels, 10)                      # a single-image identity is never sampled
-    sampler = IdentityBatchSampler(labels, 8, 4, seed=1)
-    batches = list(sampler)
-    assert len(batches) == 5
-    for batch in batches:
-        ids = labels[batch]
-        assert len(batch) == 8 and sorted(np.unique(ids, return_counts=True)[1]) == [4, 4]
-        assert 10 not in ids
-    two = [list(IdentityBatchSampler(labels, 4, 4, rank=r, world_size=2, seed=1)) for r in range(2)]
-    assert [a + b for a, b in zip(*two)] == batches
-    with pytest.raises(ToolkitError, match="multiple of"):
-        IdentityBatchSampler(labels, 6, 4)
 
 
 # ---------------------------------------------------------------------------------------------- losses
