@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
 THREADS_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -37,7 +36,6 @@ def parse_args():
 ARGS = parse_args()
 for _name in THREADS_ENV:
     os.environ[_name] = str(ARGS.cpu_threads)
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import pickle  # noqa: E402  (only to write/read the PEER's own reference-format index)
 import tempfile  # noqa: E402

@@ -29,7 +29,6 @@ import numpy as np
 from tqdm import tqdm
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
 
 
 def interleaved_medians(functions: dict, repeats: int, warmup: int = 5) -> dict:

@@ -15,8 +15,6 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 
 def _loader_rate(dataset, workers: int, batch_size: int) -> float:
     """images/s of one full DataLoader epoch (workers started inside the timing, as in training)."""

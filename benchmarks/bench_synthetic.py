@@ -10,13 +10,10 @@ network are the peers measured in the same run.  Also reports render speed.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 
 import numpy as np
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def ten_fold_accuracy(embeddings: np.ndarray, issame: np.ndarray) -> float:

@@ -7,8 +7,8 @@ import paddle
 import pytest
 
 from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.core.samplers import GlobalBatchSampler
 from arcface_paddle.core.images import decode_image, normalize_rgb_uint8
+from arcface_paddle.core.samplers import GlobalBatchSampler
 from arcface_paddle.data.datasets import ImageFolderDataset, ShardDataset, SyntheticDataset
 from arcface_paddle.data.synthetic import write_synthetic_shards, write_synthetic_tree
 from arcface_paddle.data.verification_bin import load_verification_bin, pairs_from_tree, save_verification_bin

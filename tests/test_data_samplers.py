@@ -33,7 +33,8 @@ def test_global_sampler_every_sample_exactly_once_per_epoch():
         left_out.append(frozenset(range(50)) - set(flat))
         seen |= set(flat)
     assert seen == set(range(50)) and len(set(left_out)) > 1
-    assert _epoch(GlobalBatchSampler(48, 8, seed=3, shuffle=False), 2) == [list(range(i, i + 8)) for i in range(0, 48, 8)]
+    in_order = [list(range(start, start + 8)) for start in range(0, 48, 8)]
+    assert _epoch(GlobalBatchSampler(48, 8, seed=3, shuffle=False), 2) == in_order
 
 
 def test_global_sampler_same_global_order_for_any_process_count():

@@ -60,10 +60,7 @@ def test_checkpoints_logs_and_eval_json(trained):
 
 
 def test_eval_cli_on_checkpoint_matches_trainer(trained, tmp_path):
-    import sys
-
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent / "tools"))
-    import eval_detector
+    from arcface_paddle.cli import eval_detector
 
     config, _, result = trained
     out = tmp_path / "ap.json"
@@ -94,13 +91,9 @@ def test_resume_continues_exactly(trained, tmp_path):
 
 
 def test_train_cli_with_overrides_and_export(trained, tmp_path, capsys):
-    """tools/train_detector.py: -o overrides, --pretrained from a checkpoint, --export to a model folder
+    """The train-detector command: -o overrides, --pretrained from a checkpoint, --export to a model folder
     that the predictor runs with the same detections as the eager checkpoint."""
-    import sys
-
-    sys.path.insert(0, str(config_path(None).parent.parent / "tools"))
-    import train_detector
-
+    from arcface_paddle.cli import train_detector
     from blazeface_paddle.inference.predictor import DetectorPredictor
     from blazeface_paddle.training.annotations import read_annotated_image, read_annotations
     from blazeface_paddle.training.evaluation import LayerDetector
