@@ -61,8 +61,8 @@ def test_raw_pixels_do_not_verify_held_out_people():
     x = images.reshape(len(images), -1).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     sim = (x[0::2] * x[1::2]).sum(axis=1)
-    best = max(((sim > t) == issame).mean() for t in sim)
-    assert best < 0.75
+    best = max(((sim > t) == issame).mean() for t in sim)   # threshold tuned on the pairs themselves: optimistic
+    assert best < 0.75                                       # seeds 0-4: 0.68-0.715 (trained tiny nets: 0.82+)
     assert issame.sum() == 100
 
 

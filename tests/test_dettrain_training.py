@@ -28,6 +28,12 @@ def trained(repo_root, tmp_path_factory):
     return config, before, result
 
 
+# 40 steps from scratch land far from convergence, so the result varies a lot with the seed.  Measured over
+# training seeds 0-9 (the config's is 0), same scenes: held-out AP 0.00 before, after 0.286-0.778 (medium
+# faces 0.318-0.788); last/first loss window 0.35-0.63.  The AP bounds sit at about half the worst seed.
+MIN_AP_GAIN = 0.15
+
+
 def test_loss_falls(trained):
     _, _, result = trained
     losses = [record["loss"] for record in result.losses]
@@ -39,10 +45,10 @@ def test_loss_falls(trained):
 def test_ap_on_held_out_scenes_rises(trained):
     _, before, result = trained
     after = result.final_report
-    assert before.ap < 0.05
-    assert after.ap > 0.3, after.table()
-    assert after.overall.num_faces > 60                 # the held-out set is not trivially small
-    assert after.buckets["medium"].ap > before.buckets["medium"].ap + 0.3
+    assert before.ap < 0.05                                 # the untrained network, same scenes
+    assert after.ap > before.ap + MIN_AP_GAIN, after.table()
+    assert after.overall.num_faces > 60                     # the held-out set is not trivially small
+    assert after.buckets["medium"].ap > before.buckets["medium"].ap + MIN_AP_GAIN, after.table()
 
 
 def test_checkpoints_logs_and_eval_json(trained):

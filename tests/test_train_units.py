@@ -121,27 +121,40 @@ def test_triplet_semi_hard_matches_brute_force():
         assert triplet_loss(paddle.to_tensor(tight), paddle.to_tensor(labels), 0.2, mining).item() == 0.0
 
 
-def test_center_loss_gradient_and_mean_updates_lower_the_loss():
+def test_center_loss_gradient_and_mean_updates_reach_the_class_means():
+    """Both update rules drive the centres to the class means of the unit embeddings (numpy, below), so the
+    loss falls to its floor, ½·mean within-class spread — not to zero, and by a seed-dependent fraction of
+    the start (the floor is 32-50% of it for seeds 0-5: a 'halves the loss' bound held for some seeds only).
+    With fixed features the distance to the mean shrinks exactly geometrically: ×(1 − lr·n/N) = 0.75 per SGD
+    step (lr 1, 4 of 16 samples a class) and ×(1 − α·n/(1+n)) = 0.6 per mean update (α 0.5, n 4)."""
     from arcface_paddle.losses.center import CenterLoss
 
-    paddle.seed(0)
-    features = paddle.randn([16, 8])
-    labels = paddle.to_tensor(np.repeat(np.arange(4), 4))
-    by_gradient = CenterLoss(4, 8, update="gradient")
-    optimizer = paddle.optimizer.SGD(learning_rate=1.0, parameters=by_gradient.parameters())
-    start = by_gradient(features, labels).item()
-    for _ in range(20):
-        loss = by_gradient(features, labels)
-        loss.backward()
-        optimizer.step()
-        optimizer.clear_grad()
-    assert by_gradient(features, labels).item() < 0.5 * start
-    by_mean = CenterLoss(4, 8, update="mean", alpha=0.5)
-    start = by_mean(features, labels).item()
-    for _ in range(5):
-        by_mean.update_centers(*by_mean.class_statistics(features, labels))
-    assert by_mean(features, labels).item() < 0.5 * start
-    assert by_mean.centers.stop_gradient
+    for seed in range(3):
+        paddle.seed(seed)
+        features = paddle.randn([16, 8])
+        labels = paddle.to_tensor(np.repeat(np.arange(4), 4))
+        unit = features.numpy() / np.linalg.norm(features.numpy(), axis=1, keepdims=True)
+        means = unit.reshape(4, 4, 8).mean(axis=1)
+        floor = 0.5 * ((unit - np.repeat(means, 4, axis=0)) ** 2).sum(axis=1).mean()
+        by_gradient = CenterLoss(4, 8, update="gradient")
+        initial = by_gradient.centers.numpy()
+        optimizer = paddle.optimizer.SGD(learning_rate=1.0, parameters=by_gradient.parameters())
+        start = by_gradient(features, labels).item()
+        for _ in range(20):
+            loss = by_gradient(features, labels)
+            loss.backward()
+            optimizer.step()
+            optimizer.clear_grad()
+        np.testing.assert_allclose(by_gradient.centers.numpy() - means, 0.75 ** 20 * (initial - means), atol=1e-5)
+        assert by_gradient(features, labels).item() - floor < 1e-3 * (start - floor)    # measured 1e-5
+        by_mean = CenterLoss(4, 8, update="mean", alpha=0.5)
+        initial = by_mean.centers.numpy()
+        start = by_mean(features, labels).item()
+        for _ in range(5):
+            by_mean.update_centers(*by_mean.class_statistics(features, labels))
+        np.testing.assert_allclose(by_mean.centers.numpy() - means, 0.6 ** 5 * (initial - means), atol=1e-5)
+        assert by_mean(features, labels).item() - floor < 0.02 * (start - floor)        # measured 0.006
+        assert by_mean.centers.stop_gradient
 
 
 # ------------------------------------------------------------------------------------------ checkpoints
