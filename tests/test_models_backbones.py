@@ -188,7 +188,7 @@ def test_tiny_backbone_with_partial_fc_learns_a_fixed_batch():
 
 @pytest.mark.parametrize("name,options", [
     ("MobileFaceNet_128", dict(width_mult=0.25, blocks=(1, 1, 1, 1, 1), input_size=64)),
-    ("iResNet50", dict(width=8, layers=(1, 1, 1, 1), input_size=64, fp16=True)),
+    ("iResNet50", dict(width=8, layers=(1, 1, 1, 1), input_size=64)),
 ])
 def test_backbones_export_to_static_graphs_that_match_eager(name, options, tmp_path):
     from paddle.static import InputSpec
@@ -200,3 +200,71 @@ def test_backbones_export_to_static_graphs_that_match_eager(name, options, tmp_p
     paddle.jit.save(static, str(tmp_path / "inference"))
     loaded = paddle.jit.load(str(tmp_path / "inference"))
     np.testing.assert_allclose(loaded(x).numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+TINY = {
+    "MobileFaceNet_128": dict(embedding_size=16, width_mult=0.25, blocks=(1, 1, 1, 1, 1), input_size=32),
+    "iResNet50": dict(embedding_size=16, width=8, layers=(1, 1, 1, 1), input_size=32),
+    "MobileNetV1": dict(embedding_size=16, width_mult=0.125, input_size=32),
+}
+
+
+def _amp_requests(model, x) -> dict:
+    """Per part of the network, the autocast Paddle was asked for when that part ran (what AMP would cast on a
+    GPU; on this CPU Paddle runs every op in float32 whatever is asked, so the request is what can be checked)."""
+    from paddle.amp.auto_cast import amp_state
+
+    conv = next(layer for layer in model.sublayers() if isinstance(layer, paddle.nn.Conv2D))
+    seen = {}
+
+    def recorder(part):
+        def hook(layer, inputs):
+            state = amp_state()
+            seen[part] = "fp16" if state and state["enable"] and state["dtype"] == "float16" else "fp32"
+        return hook
+
+    for part, layer in (("stem conv", conv), ("head fc", model.fc), ("head bn1d", model.features)):
+        layer.register_forward_pre_hook(recorder(part))
+    model(x)
+    return seen
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_amp_switch_puts_the_body_in_fp16_and_keeps_the_head_in_fp32(name):
+    """One switch, one meaning: the trainer's autocast reaches the convolutions; FC + BN1d leave it."""
+    model = get_model(name, **TINY[name])
+    x = paddle.randn([2, 3, 32, 32])
+    with paddle.amp.auto_cast(enable=True):        # what the trainer opens when fp16 is on
+        assert _amp_requests(model, x) == {"stem conv": "fp16", "head fc": "fp32", "head bn1d": "fp32"}
+    assert _amp_requests(model, x) == {"stem conv": "fp32", "head fc": "fp32", "head bn1d": "fp32"}
+    # Under O1, Paddle casts these ops to fp16: the conv body gains, and the head would too without its guard.
+    casts = paddle.amp.amp_lists.white_list()["float16"]["O1"]
+    assert {"conv2d", "matmul_v2"} <= casts
+    with pytest.raises(TypeError):
+        get_model(name, fp16=True, **TINY[name])          # no per-backbone AMP option any more
+
+
+@pytest.mark.parametrize("fmt", ["pir", "legacy"])
+def test_exports_hold_no_fp16_casts(fmt, tmp_path):
+    """An export is float32 throughout: no cast ops and no fp16 tensors (the GPU export after AMP training is
+    checked by benchmarks/gpu_check.py)."""
+    import json
+
+    from paddle.base.proto import framework_pb2
+
+    from arcface_paddle.inference.export import export_model, recognition_config
+
+    for name in ("iResNet50", "MobileFaceNet_128"):
+        model = get_model(name, **TINY[name])
+        export_model(model, str(tmp_path / name), recognition_config(name, input_size=[32, 32]), fmt=fmt)
+        if fmt == "pir":
+            text = (tmp_path / name / "inference.json").read_text()
+            ops = [op["#"] for op in json.loads(text)["program"]["regions"][0]["blocks"][0]["ops"]]
+            assert "1.conv2d" in ops and not any("cast" in op for op in ops) and "t_f16" not in text
+        else:
+            program = framework_pb2.ProgramDesc()
+            program.ParseFromString((tmp_path / name / "inference.pdmodel").read_bytes())
+            ops = [op.type for op in program.blocks[0].ops]
+            dtypes = {var.type.dense_tensor.tensor.data_type for var in program.blocks[0].vars
+                      if var.type.HasField("dense_tensor")}
+            assert "conv2d" in ops and "cast" not in ops and dtypes == {framework_pb2.VarType.FP32}

@@ -5,8 +5,10 @@ shape changes).  Stem: 3×3 conv 64 (stride 1) → BN → PReLU; four stages of 
 ``width`` / 64), each starting with stride 2, so a 112×112 input ends as a 7×7 map.  Head: BN → dropout →
 flatten → FC → BN (the embedding).
 
-``fp16=True`` runs the convolutional body under AMP when the device is a GPU, and the FC head in float32,
-which keeps the large flatten→FC product and the embedding BN numerically safe.
+Mixed precision has one switch, the run's ``fp16`` (the trainer's ``paddle.amp.auto_cast``): under it the
+convolutional body runs in fp16 and the head (flatten → FC → BN1d) leaves the autocast and runs in float32,
+which keeps the large flatten→FC product and the embedding BN numerically safe.  Outside an autocast (CPU,
+export, inference) everything is float32.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from typing import Sequence
 import paddle
 import paddle.nn as nn
 
-from arcface_paddle.backbones.layers import ConvBN, check_input_size, conv_output_size
+from arcface_paddle.backbones.layers import ConvBN, as_float32, check_input_size, conv_output_size
 from arcface_paddle.backbones.registry import BACKBONES
 
 IRESNET_LAYERS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 14, 3), 100: (3, 13, 30, 3)}
@@ -41,7 +43,7 @@ class IRBlock(nn.Layer):
 
 class IResNet(nn.Layer):
     def __init__(self, layers: Sequence[int], embedding_size: int = 512, width: int = 64, input_size: int = 112,
-                 dropout: float = 0.0, fp16: bool = False):
+                 dropout: float = 0.0):
         super().__init__()
         if len(layers) != 4 or min(layers) < 1:
             raise ValueError(f"layers must be 4 positive block counts, got {tuple(layers)}")
@@ -58,17 +60,15 @@ class IResNet(nn.Layer):
         self.dropout = nn.Dropout(p=dropout)
         self.fc = nn.Linear(channels * size * size, embedding_size)
         self.features = nn.BatchNorm1D(embedding_size)
-        self.fp16 = fp16
         self.embedding_size = embedding_size
         self.input_size = input_size
 
     def forward(self, x):
         check_input_size(x, self.input_size, "iResNet")
-        # AMP only on GPU: CPU has no fp16 conv kernels (eager would skip them, a static export would fail).
-        with paddle.amp.auto_cast(enable=self.fp16 and paddle.get_device().startswith("gpu")):
-            x = self.bn(self.stages(self.stem(x)))
-        x = paddle.flatten(self.dropout(x.astype("float32")), 1)
-        return self.features(self.fc(x))
+        x = self.bn(self.stages(self.stem(x)))       # fp16 under the trainer's autocast
+        with paddle.amp.auto_cast(enable=False):     # head in float32: see backbones/layers.py
+            x = paddle.flatten(self.dropout(as_float32(x)), 1)
+            return self.features(self.fc(x))
 
 
 def _register(depth: int):
@@ -78,7 +78,7 @@ def _register(depth: int):
 
     build.__name__ = f"iresnet{depth}"
     build.__doc__ = (f"iResNet{depth} (blocks {IRESNET_LAYERS[depth]}); options: width, input_size, dropout, "
-                     "fp16, layers (override the block counts for tiny test models).")
+                     "layers (override the block counts for tiny test models).")
     return build
 
 

@@ -1,6 +1,15 @@
-"""Conv → BN (→ PReLU) blocks shared by the MobileFaceNet and iResNet backbones."""
+"""Conv → BN (→ PReLU) blocks shared by the MobileFaceNet and iResNet backbones, and the mixed-precision rule.
+
+Mixed precision (AMP) has one switch: the training run's ``fp16``, i.e. the trainer's
+``paddle.amp.auto_cast`` around ``backbone(images)`` (GPU only).  Every backbone runs its convolutional body
+under that autocast (convolutions in fp16) and its embedding head — flatten → FC → BN1d — inside
+``paddle.amp.auto_cast(enable=False)`` on a float32 input, as arcface_torch does: the FC's long dot products
+and the embedding BN stay in float32.  No backbone has an fp16 option of its own; outside an autocast
+(CPU, export, inference) everything is float32 and an export holds no fp16 casts.
+"""
 from __future__ import annotations
 
+import paddle
 import paddle.nn as nn
 
 from arcface_paddle.core.errors import ToolkitError
@@ -41,3 +50,8 @@ def check_input_size(x, input_size: int, model: str) -> None:
     if x.ndim != 4 or (height > 0 and width > 0 and (height, width) != (input_size, input_size)):
         raise ToolkitError(f"{model}: expected input N×3×{input_size}×{input_size}, got {list(x.shape)} "
                            f"(build it with input_size={height} for other sizes)")
+
+
+def as_float32(x):
+    """``x`` in float32 (the head's input under AMP); no cast op at all when it already is (exports stay clean)."""
+    return x if x.dtype == paddle.float32 else x.astype("float32")

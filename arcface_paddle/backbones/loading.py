@@ -8,6 +8,10 @@ from arcface_paddle.backbones.registry import get_model
 from arcface_paddle.core.checkpoint import BACKBONE_FILE, load_state, load_weights_into, read_meta, resolve_checkpoint
 from arcface_paddle.core.errors import ToolkitError
 
+# Backbone options older checkpoints record that no longer exist: iResNet's own ``fp16`` (AMP is now the run's
+# ``fp16`` switch alone, see backbones/layers.py).  They never changed the weights, so they are dropped on load.
+RETIRED_OPTIONS = ("fp16",)
+
 
 def load_backbone(path: str, network: Optional[str] = None, **backbone_kwargs):
     """Build a backbone and load its weights; returns ``(layer in eval mode, meta dict)``.
@@ -23,7 +27,8 @@ def load_backbone(path: str, network: Optional[str] = None, **backbone_kwargs):
         meta = read_meta(folder)
         params_path = os.path.join(folder, BACKBONE_FILE)
         network = network or meta.get("network")
-        kwargs = dict(meta.get("backbone_kwargs") or {})
+        kwargs = {key: value for key, value in (meta.get("backbone_kwargs") or {}).items()
+                  if key not in RETIRED_OPTIONS}
         if "embedding_size" not in kwargs and meta.get("embedding_size") is not None:
             kwargs["embedding_size"] = meta["embedding_size"]
         kwargs.update(backbone_kwargs)

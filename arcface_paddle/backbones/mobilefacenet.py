@@ -17,7 +17,7 @@ from typing import Sequence
 import paddle
 import paddle.nn as nn
 
-from arcface_paddle.backbones.layers import ConvBN, check_input_size, conv_output_size, make_divisible
+from arcface_paddle.backbones.layers import ConvBN, as_float32, check_input_size, conv_output_size, make_divisible
 from arcface_paddle.backbones.registry import BACKBONES
 
 # (expansion t, output channels c, repeats n, stride of the first repeat s)
@@ -72,8 +72,9 @@ class MobileFaceNet(nn.Layer):
 
     def forward(self, x):
         check_input_size(x, self.input_size, "MobileFaceNet")
-        x = self.gdc(self.conv_sep(self.stages(self.stem(x))))
-        return self.features(self.fc(paddle.flatten(x, 1)))
+        x = self.gdc(self.conv_sep(self.stages(self.stem(x))))   # fp16 under the trainer's autocast
+        with paddle.amp.auto_cast(enable=False):                  # head in float32: see backbones/layers.py
+            return self.features(self.fc(paddle.flatten(as_float32(x), 1)))
 
 
 @BACKBONES.register("MobileFaceNet_128")

@@ -18,7 +18,7 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 
-from arcface_paddle.backbones.layers import check_input_size
+from arcface_paddle.backbones.layers import as_float32, check_input_size
 from arcface_paddle.backbones.registry import BACKBONES
 from arcface_paddle.core.errors import ToolkitError
 
@@ -106,12 +106,12 @@ class MobileNetV1(nn.Layer):
 
     def forward(self, x):
         check_input_size(x, self.input_size, "MobileNetV1")  # static shapes only: export-safe
-        x = self.body(self.stem(x))
-        if self.fused_head:
-            return self.fc(paddle.flatten(self.dropout(x), start_axis=1))
-        x = self.dropout(self.head_bn(x))
-        x = paddle.flatten(x, start_axis=1)
-        return self.features(self.fc(x))
+        x = self.body(self.stem(x))                        # fp16 under the trainer's autocast
+        if not self.fused_head:
+            x = self.head_bn(x)
+        with paddle.amp.auto_cast(enable=False):          # head in float32: see backbones/layers.py
+            x = paddle.flatten(self.dropout(as_float32(x)), start_axis=1)
+            return self.fc(x) if self.fused_head else self.features(self.fc(x))
 
     def fused_for_inference(self) -> "MobileNetV1":
         """A new eval-mode copy with head BN → FC → BN folded into one FC (exact up to float rounding).
