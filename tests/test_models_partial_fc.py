@@ -14,8 +14,8 @@ import pytest
 
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.losses import CombinedMarginLoss, PartialFC, margin_softmax_loss
-from arcface_paddle.losses.distributed import shard_range, sum_gradients
-from arcface_paddle.losses.partial_fc import init_centers, reshard_rows
+from arcface_paddle.losses.distributed import reshard_rows, shard_range, sum_gradients
+from arcface_paddle.losses.partial_fc import init_centers
 
 paddle.set_device("cpu")
 
@@ -139,11 +139,13 @@ def test_state_dict_reshard_and_input_errors():
     shards = [np.full((c, DIM), r, "float32") for r, (_, c) in enumerate(shard_range(CLASSES, r, 3) for r in range(3))]
     head.load_center_shards(shards)
     np.testing.assert_array_equal(head.weight.numpy(), np.concatenate(shards))
-    two = [reshard_rows(shards, r, 2, CLASSES, DIM) for r in range(2)]
+    two = [reshard_rows(shards, r, 2, CLASSES) for r in range(2)]
     assert [len(t) for t in two] == [19, 18]
     np.testing.assert_array_equal(np.concatenate(two), np.concatenate(shards))
-    with pytest.raises(ToolkitError, match="do not match 37 classes"):
+    with pytest.raises(ToolkitError, match="do not split 37 classes"):
         head.load_center_shards(shards[:2])
+    with pytest.raises(ToolkitError, match="the head's are 16"):
+        head.load_center_shards([s[:, :8] for s in shards])
     with pytest.raises(ToolkitError, match=r"label 37 outside \[0, 37\)"):
         head(paddle.randn([2, DIM]), paddle.to_tensor([0, 37]))
     with pytest.raises(ToolkitError, match="expected embeddings N×16"):

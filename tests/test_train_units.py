@@ -210,22 +210,25 @@ def test_checkpoint_refuses_code_in_pickles(tmp_path):
 
 def test_class_centres_and_optimizer_state_resplit(tmp_path):
     """A 3-process checkpoint resumes on 2 processes (and 1): shards concatenated and re-sliced."""
+    from arcface_paddle.losses.distributed import shard_range
+
     full = np.arange(7 * 2, dtype=np.float32).reshape(7, 2)
     folder = tmp_path / "step"
     folder.mkdir()
-    bounds = [rec_ckpt.shard_bounds(7, r, 3) for r in range(3)]
+    bounds = [(start, start + count) for start, count in (shard_range(7, r, 3) for r in range(3))]
     assert bounds == [(0, 3), (3, 5), (5, 7)]
     for r, (a, b) in enumerate(bounds):
         ckpt.save_state(str(folder / ckpt.class_centers_file(r)), {"weight": full[a:b]})
         ckpt.save_state(str(folder / ckpt.optimizer_file(r)),
                         {"head.weight_velocity_0": full[a:b] * 10, "backbone.fc.weight_velocity_0": np.ones(3)})
     (folder / "meta.json").write_text(json.dumps({"world_size": 3, "num_classes": 7, "step": 1}))
+    np.testing.assert_array_equal(np.concatenate([s["weight"] for s in rec_ckpt.load_center_shards(str(folder))]),
+                                  full)
     for world in (1, 2):
         for r in range(world):
-            a, b = rec_ckpt.shard_bounds(7, r, world)
-            np.testing.assert_array_equal(rec_ckpt.load_class_centers(str(folder), r, world)["weight"], full[a:b])
+            start, count = shard_range(7, r, world)
             state = rec_ckpt.load_optimizer_state(str(folder), r, world, sharded=("head.weight",))
-            np.testing.assert_array_equal(state["head.weight_velocity_0"], full[a:b] * 10)
+            np.testing.assert_array_equal(state["head.weight_velocity_0"], full[start:start + count] * 10)
             np.testing.assert_array_equal(state["backbone.fc.weight_velocity_0"], np.ones(3))
 
 

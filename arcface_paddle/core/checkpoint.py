@@ -142,7 +142,8 @@ def save_checkpoint(output_dir: str, step: int, *, meta: dict, backbone_state: O
 
     Rank 0 writes ``backbone.pdparams``, ``extra_states`` (file name → state dict of replicated parts)
     and ``meta.json``, and publishes the folder; ``barrier`` (e.g.
-    ``paddle.distributed.barrier``) must be given when ``world_size > 1`` (all ranks share the filesystem).
+    ``paddle.distributed.barrier``) must be given when ``world_size > 1``.  All ranks must share the filesystem
+    (multi-node: a shared output folder); rank 0 refuses to publish a folder missing another rank's files.
     Returns the final folder path.
     """
     sync = barrier if (barrier is not None and world_size > 1) else (lambda: None)
@@ -152,14 +153,19 @@ def save_checkpoint(output_dir: str, step: int, *, meta: dict, backbone_state: O
     sync()
     if rank == 0:
         shutil.rmtree(staging, ignore_errors=True)  # leftovers of a run killed mid-save
-        os.makedirs(staging)
     sync()
+    os.makedirs(staging, exist_ok=True)             # every rank: no rank relies on seeing another's mkdir
     if class_centers_state is not None:
         save_state(os.path.join(staging, class_centers_file(rank)), class_centers_state)
     if optimizer_state is not None:
         save_state(os.path.join(staging, optimizer_file(rank)), optimizer_state)
     sync()
+    missing = []
     if rank == 0:
+        expected = [name(r) for r in range(world_size) for name, state in
+                    ((class_centers_file, class_centers_state), (optimizer_file, optimizer_state)) if state is not None]
+        missing = [name for name in expected if not os.path.isfile(os.path.join(staging, name))]
+    if rank == 0 and not missing:
         if backbone_state is not None:
             save_state(os.path.join(staging, BACKBONE_FILE), backbone_state)
         for name, state in (extra_states or {}).items():
@@ -172,6 +178,12 @@ def save_checkpoint(output_dir: str, step: int, *, meta: dict, backbone_state: O
         _point_latest(output_dir, final)
         prune_checkpoints(output_dir, keep)
     sync()
+    # Every rank leaves the barrier before anyone raises: a rank that cannot see the published folder (or rank 0
+    # missing another rank's files) means the output folder is not shared — never a silently partial checkpoint.
+    if missing or not os.path.isfile(os.path.join(final, META_FILE)):
+        what = f"rank 0 cannot see {', '.join(missing)}" if missing else f"rank {rank} cannot see it"
+        raise ToolkitError(f"{final}: checkpoint not saved ({what}); every rank must write into the same output "
+                           f"folder — on several nodes a shared filesystem (see docs/gpu.md, multi-node)")
     return final
 
 

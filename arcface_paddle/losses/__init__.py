@@ -1,4 +1,5 @@
 """Recognition losses: combined angular margins and (model-parallel) PartialFC."""
+from arcface_paddle.losses.distributed import reshard_rows, shard_range  # noqa: F401
 from arcface_paddle.losses.margin import (  # noqa: F401
                      MARGIN_PRESETS,
                      CombinedMarginLoss,
@@ -8,4 +9,4 @@ from arcface_paddle.losses.margin import (  # noqa: F401
                      margin_target_cosine,
                      softmax_cross_entropy,
 )
-from arcface_paddle.losses.partial_fc import PartialFC, reshard_rows  # noqa: F401
+from arcface_paddle.losses.partial_fc import PartialFC  # noqa: F401

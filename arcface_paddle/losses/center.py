@@ -10,8 +10,11 @@ Centres are updated in one of two ways (``update``):
 * ``mean`` — the paper's rule, no gradient into the centres: after each step
   ``c_j ← c_j − α·Σ_{i: y_i=j}(c_j − f̂_i) / (1 + n_j)`` (call :meth:`CenterLoss.update_centers`).
 
-Centres are replicated on every process; in multi-process training the trainer all-reduces their gradient
-(``gradient``) or the per-class sums (``mean``: :meth:`update_centers` takes already-reduced statistics).
+Centres are replicated on every process and the loss is computed on the batch gathered from every rank, so
+the ``mean`` update is the same everywhere with no communication, and in ``gradient`` mode only the gradient
+rows of the classes in the batch are summed over ranks (:func:`.distributed.sum_gradient_rows`), never the
+whole classes × D matrix.  Memory at a million classes: ``mean`` touches only the batch's rows (no batch ×
+classes one-hot, no optimizer state); ``gradient`` keeps a dense gradient and momentum beside the centres.
 """
 from __future__ import annotations
 
@@ -46,19 +49,25 @@ class CenterLoss(nn.Layer):
         return 0.5 * ((unit - centers) ** 2).sum(axis=1).mean()
 
     def class_statistics(self, embeddings: paddle.Tensor, labels: paddle.Tensor):
-        """(per-class sum of ``c_j − f̂_i`` over the batch, per-class count): all-reduce these across ranks."""
+        """(classes in the batch, per-class sum of ``c_j − f̂_i``, per-class count) — one row per class present,
+        so the cost follows the batch, not the number of classes."""
         with paddle.no_grad():
             unit = F.normalize(embeddings.detach(), axis=1)
             labels = labels.reshape([-1]).astype("int64")
+            classes, position = paddle.unique(labels, return_inverse=True)
             diffs = paddle.gather(self.centers, labels, axis=0) - unit
-            onehot = F.one_hot(labels, self.num_classes).astype(unit.dtype)   # N×C
-            return paddle.matmul(onehot, diffs, transpose_x=True), onehot.sum(axis=0)
+            sums = paddle.index_add(paddle.zeros([classes.shape[0], self.embedding_size], dtype=unit.dtype),
+                                    position, 0, diffs)
+            counts = paddle.index_add(paddle.zeros([classes.shape[0]], dtype=unit.dtype), position, 0,
+                                      paddle.ones([labels.shape[0]], dtype=unit.dtype))
+            return classes, sums, counts
 
-    def update_centers(self, diff_sums: paddle.Tensor, counts: paddle.Tensor) -> None:
-        """The paper's running-mean step from (possibly all-reduced) :meth:`class_statistics`."""
+    def update_centers(self, classes: paddle.Tensor, diff_sums: paddle.Tensor, counts: paddle.Tensor) -> None:
+        """The paper's running-mean step on the rows of ``classes`` (from :meth:`class_statistics`); other rows
+        are not touched (no classes × D temporary)."""
         with paddle.no_grad():
             step = self.alpha * diff_sums / (1.0 + counts.unsqueeze(1))
-            self.centers.set_value(self.centers - step)
+            paddle.scatter_(self.centers, classes, paddle.gather(self.centers, classes, axis=0) - step)
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, embedding_size={self.embedding_size}, update={self.update}"

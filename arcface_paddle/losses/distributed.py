@@ -10,17 +10,23 @@
   turns into the *same* loss (softmax denominators, target logits): each rank's local part gets d(loss)/d(sum);
 * :class:`AllReduceSumOfParts` — sum over ranks whose backward sums too, for quantities each rank turns into
   its own part of the loss (synchronised batch-norm statistics);
-* :func:`sum_gradients` — sums backbone gradients over ranks (what PartialFC's gradient scale needs).
+* :func:`sum_gradients` — sums backbone gradients over ranks (what PartialFC's gradient scale needs);
+  :func:`sum_gradient_rows` — the same for the few rows a batch touches of a large replicated table;
+* :func:`shard_range` / :func:`reshard_rows` — the class split, and the one place per-class arrays saved by
+  a run of one world size (centres, their momentum or Adam moments) are re-split for another.
 
 Every function works without ``paddle.distributed`` initialised (world size 1: no communication).
 """
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import List, Sequence, Tuple
 
+import numpy as np
 import paddle
 import paddle.distributed as dist
 from paddle.autograd import PyLayer
+
+from arcface_paddle.core.errors import ToolkitError
 
 
 def distributed_env() -> Tuple[int, int]:
@@ -38,6 +44,20 @@ def shard_range(num_classes: int, rank: int, world_size: int) -> Tuple[int, int]
     base, extra = divmod(num_classes, world_size)
     start = rank * base + min(rank, extra)
     return start, base + (1 if rank < extra else 0)
+
+
+def reshard_rows(shards: Sequence[np.ndarray], rank: int, world_size: int, num_classes: int,
+                 what: str = "class-centre shards") -> np.ndarray:
+    """``rank``'s rows (of ``world_size``) of a per-class array saved as contiguous row shards, in rank order, by a
+    run of any world size — the centres and their optimizer state when a run resumes on another process count."""
+    arrays = [np.asarray(shard) for shard in shards]
+    if not arrays or any(a.ndim < 1 or a.shape[1:] != arrays[0].shape[1:] for a in arrays) \
+            or sum(a.shape[0] for a in arrays) != num_classes:
+        raise ToolkitError(f"{what} {[list(a.shape) for a in arrays]} do not split {num_classes} classes into rows; "
+                           f"corrupt checkpoint, or another dataset?")
+    start, count = shard_range(num_classes, rank, world_size)
+    full = np.concatenate(arrays, axis=0) if len(arrays) > 1 else arrays[0]
+    return full[start:start + count]
 
 
 def _gather_equal(tensor: paddle.Tensor) -> List[paddle.Tensor]:
@@ -158,3 +178,16 @@ def sum_gradients(parameters) -> None:
         size = int(p.grad.size)
         p.grad.set_value(flat[offset:offset + size].reshape(p.grad.shape).astype(p.grad.dtype))
         offset += size
+
+
+def sum_gradient_rows(parameter, rows: paddle.Tensor) -> None:
+    """All-reduce (sum) only ``rows`` of ``parameter``'s gradient, in place — for a replicated table whose gradient
+    is zero outside the rows of the classes in the (gathered, so identical) batch, e.g. center-loss centres: the
+    traffic is rows × D instead of the whole table.  ``rows`` must be the same on every rank.  No-op with one
+    process."""
+    if not (dist.is_initialized() and dist.get_world_size() > 1) or parameter.grad is None:
+        return
+    with paddle.no_grad():
+        part = paddle.gather(parameter.grad, rows, axis=0)
+        dist.all_reduce(part, op=dist.ReduceOp.SUM)
+        paddle.scatter_(parameter.grad, rows, part)

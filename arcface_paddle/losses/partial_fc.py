@@ -33,6 +33,7 @@ from arcface_paddle.losses.distributed import (
     all_reduce_max,
     distributed_env,
     gather_row_counts,
+    reshard_rows,
     shard_range,
 )
 from arcface_paddle.losses.margin import CombinedMarginLoss, build_margin_loss
@@ -72,20 +73,6 @@ def sample_classes(local_labels: paddle.Tensor, num_local: int, num_sample: int)
     remap = paddle.scatter(paddle.full([num_local], -1, dtype="int64"), index, paddle.arange(count, dtype="int64"))
     remapped = paddle.where(in_shard, paddle.gather(remap, paddle.clip(local_labels, min=0)), local_labels)
     return index, remapped
-
-
-def reshard_rows(shards: Sequence[np.ndarray], rank: int, world_size: int, num_classes: int,
-                 embedding_size: int) -> np.ndarray:
-    """``rank``'s rows (of ``world_size``) from per-class arrays saved as shards by a run of any world size, in rank
-    order — for the centres and for any per-centre optimizer state (momentum) when resuming on a new world size."""
-    arrays = [np.asarray(s, dtype=np.float32) for s in shards]
-    bad_shape = any(a.ndim != 2 or a.shape[1] != embedding_size for a in arrays)
-    if bad_shape or sum(a.shape[0] for a in arrays) != num_classes:
-        raise ToolkitError(f"PartialFC: checkpoint centres {[list(a.shape) for a in arrays]} do not match "
-                           f"{num_classes} classes × {embedding_size}")
-    start, count = shard_range(num_classes, rank, world_size)
-    full = np.concatenate(arrays, axis=0) if len(arrays) > 1 else arrays[0]
-    return full[start:start + count]
 
 
 class PartialFC(nn.Layer):
@@ -165,6 +152,14 @@ class PartialFC(nn.Layer):
         if low < 0 or high >= self.num_classes:
             raise ToolkitError(f"PartialFC: label {low if low < 0 else high} outside [0, {self.num_classes})")
 
+    def sparse_gradient(self) -> paddle.Tensor:
+        """The gradient of the centre rows used by the last training forward (``sparse_update=True``), after
+        ``backward`` — the tensor :meth:`step_centers` applies, so unscaling it in place (AMP) is seen there."""
+        if self._sparse_rows is None or self._sparse_rows[1].grad is None:
+            raise ToolkitError("PartialFC: no sparse gradient (needs sparse_update=True, a training forward and "
+                               "backward)")
+        return self._sparse_rows[1].grad
+
     @paddle.no_grad()
     def step_centers(self, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4) -> None:
         """Momentum SGD on the centres used by the last forward (``sparse_update=True``), after ``backward``:
@@ -184,12 +179,17 @@ class PartialFC(nn.Layer):
                            ) -> None:
         """Set this rank's centres (and, with ``sparse_update``, their momentum) from the shards of a run with any
         world size (in rank order) — resuming on a different number of processes re-splits the classes."""
-        self.weight.set_value(reshard_rows(shards, self.rank, self.world_size, self.num_classes, self.embedding_size))
+        self.weight.set_value(self._local_rows(shards, "PartialFC: checkpoint centres"))
         if momentum_shards is not None:
             if not self.sparse_update:
                 raise ToolkitError("PartialFC: momentum shards given but sparse_update is off")
-            self.momentum.set_value(reshard_rows(momentum_shards, self.rank, self.world_size, self.num_classes,
-                                                 self.embedding_size))
+            self.momentum.set_value(self._local_rows(momentum_shards, "PartialFC: checkpoint centre momentum"))
+
+    def _local_rows(self, shards: Sequence[np.ndarray], what: str) -> np.ndarray:
+        rows = reshard_rows(shards, self.rank, self.world_size, self.num_classes, what=what)
+        if rows.ndim != 2 or rows.shape[1] != self.embedding_size:
+            raise ToolkitError(f"{what}: rows of {list(rows.shape[1:])} values, the head's are {self.embedding_size}")
+        return rows.astype(np.float32, copy=False)
 
     def extra_repr(self) -> str:
         return (f"embedding_size={self.embedding_size}, num_classes={self.num_classes}, "

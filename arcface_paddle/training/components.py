@@ -41,6 +41,13 @@ class Components:
     def replicated_parameters(self) -> list:
         return [p for name, p in self.named_parameters() if not name.startswith(SHARDED_PREFIXES)]
 
+    def trained_center_table(self) -> Optional[paddle.Tensor]:
+        """The center-loss centres when the optimizer trains them (a classes × D table whose gradient rows
+        outside the batch's classes are zero: summed over ranks row-wise, not whole)."""
+        if self.center is not None and self.center.update == "gradient":
+            return self.center.centers
+        return None
+
     def train(self) -> None:
         for layer in (self.backbone, self.head, self.triplet, self.center):
             if layer is not None:
@@ -57,6 +64,9 @@ def backbone_options(config: dict) -> dict:
 
 def build_backbone(config: dict) -> Tuple[nn.Layer, dict]:
     kwargs = backbone_options(config)
+    if "fp16" in kwargs:
+        raise ToolkitError("backbone_kwargs.fp16: backbones have no AMP option of their own any more; set fp16: true "
+                           "(the run's one switch: convolutions in fp16 on GPU, embedding head in float32)")
     try:
         return get_model(config["network"], **kwargs), kwargs
     except (TypeError, ValueError) as error:
@@ -74,6 +84,9 @@ def margin_values(config: dict) -> Tuple[float, float, float, float]:
 
 
 def build_components(config: dict, num_classes: int, world_size: int, on_gpu: bool) -> Components:
+    if config["sparse_update"] and (config["loss"] == "triplet" or config["optimizer"] != "sgd"):
+        raise ToolkitError(f"sparse_update: steps the PartialFC centres with SGD momentum; it needs a softmax loss and "
+                           f"optimizer sgd (this run: loss {config['loss']}, optimizer {config['optimizer']})")
     backbone, kwargs = build_backbone(config)
     if world_size > 1 and config["sync_bn"]:
         backbone = (paddle.nn.SyncBatchNorm.convert_sync_batchnorm(backbone) if on_gpu
@@ -85,7 +98,8 @@ def build_components(config: dict, num_classes: int, world_size: int, on_gpu: bo
     else:
         head = PartialFC(embedding_size, num_classes, sample_ratio=float(config["sample_ratio"]),
                          margin_loss=CombinedMarginLoss(*margin_values(config)), init_seed=int(config["seed"]),
-                         check_labels=False)   # labels were checked once, before training
+                         check_labels=False,   # labels were checked once, before training
+                         sparse_update=bool(config["sparse_update"]))
     weight = float(config["center_loss_weight"])
     if weight > 0:
         options = config["center_loss"]

@@ -25,6 +25,7 @@ DEFAULTS = {
     "loss": "arcface",                  # arcface | cosface | triplet (also combined, sphereface, softmax)
     "margin": {"s": None, "m1": None, "m2": None, "m3": None},  # None → the preset of `loss`
     "sample_ratio": 1.0,                # PartialFC: fraction of class centres sampled per step
+    "sparse_update": False,             # PartialFC: update only the sampled centres (sgd; less memory, see docs/gpu.md)
     "center_loss_weight": 0.0,          # > 0 adds center loss beside the softmax (or triplet) loss
     "center_loss": {"update": "gradient", "alpha": 0.5, "lr_scale": 1.0},  # see losses/center.py
     "triplet": {"margin": 0.2, "mining": "semi_hard", "images_per_identity": 4},

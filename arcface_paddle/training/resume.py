@@ -14,14 +14,18 @@ from typing import Optional
 
 import paddle.distributed as dist
 
+from arcface_paddle.backbones.loading import RETIRED_OPTIONS
 from arcface_paddle.core import checkpoint as ckpt
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.model_yaml import MODEL_CONFIG_NAME, load_model_config
 from arcface_paddle.importers.inference_weights import read_inference_params
+from arcface_paddle.losses.distributed import reshard_rows
 from arcface_paddle.preprocessing import TRAIN_MEAN, TRAIN_STD
-from arcface_paddle.training.checkpoint import load_optimizer_state
+from arcface_paddle.training.amp import load_scaler_state, scaler_state
+from arcface_paddle.training.checkpoint import load_center_shards, load_optimizer_state
 
 CENTER_LOSS_FILE = "center_loss.pdparams"
+VELOCITY_PREFIX = "head.weight_velocity_"   # Paddle Momentum's accumulator of the centres (structured name)
 FORMAT_VERSION = 1
 
 
@@ -58,7 +62,7 @@ def save_training_state(config: dict, components, optimizer, state: TrainState, 
                         global_batch: int, rank: int, world_size: int, scaler=None) -> str:
 
     meta = build_meta(config, components, state, num_classes=num_classes, global_batch=global_batch,
-                      scaler_state=_scaler_state(scaler))
+                      scaler_state=scaler_state(scaler))
     optimizer_state = ckpt.optimizer_state_by_structure(optimizer.state_dict(), components.named_parameters())
     folder = ckpt.save_checkpoint(
         config["output"], state.step, meta=meta, backbone_state=components.backbone.state_dict(),
@@ -90,19 +94,16 @@ def restore_training_state(folder: str, config: dict, components, optimizer, *, 
     ckpt.load_weights_into(components.backbone, ckpt.load_state(os.path.join(folder, ckpt.BACKBONE_FILE)),
                            source=os.path.join(folder, ckpt.BACKBONE_FILE))
     saved_world = int(meta.get("world_size", 1))
-    if components.head is not None:
-        shards = [ckpt.load_state(os.path.join(folder, ckpt.class_centers_file(r)))["weight"]
-                  for r in range(saved_world)]
-        components.head.load_center_shards(shards)
     if components.center is not None:
         path = os.path.join(folder, CENTER_LOSS_FILE)
         ckpt.load_weights_into(components.center, ckpt.load_state(path), source=path)
     saved_optimizer = load_optimizer_state(folder, rank, world_size, sharded=("head.weight",))
+    if components.head is not None:
+        saved_optimizer = _restore_class_centres(folder, components.head, saved_optimizer, rank, world_size)
     if saved_optimizer is not None:
         optimizer.set_state_dict(ckpt.optimizer_state_from_structure(saved_optimizer,
                                                                      components.named_parameters()))
-    if scaler is not None and meta.get("amp_scaler"):
-        scaler.load_state_dict(meta["amp_scaler"])
+    load_scaler_state(scaler, meta.get("amp_scaler"))
     state = TrainState(int(meta["epoch"]), int(meta.get("batch_in_epoch", 0)), int(meta["step"]))
     saved_batch = int(meta.get("global_batch", global_batch))
     if saved_batch != global_batch:
@@ -130,7 +131,7 @@ def adopt_backbone_options(config: dict, path: Optional[str], log=print) -> None
                            f"{config['network']} (set --network {meta['network']})")
     own = config.setdefault("backbone_kwargs", {})
     adopted = {key: value for key, value in (meta.get("backbone_kwargs") or {}).items()
-               if key not in own and key not in ("embedding_size", "input_size")}
+               if key not in own and key not in ("embedding_size", "input_size", *RETIRED_OPTIONS)}
     if adopted:
         own.update(adopted)
         log(f"backbone options from {path}: {adopted}")
@@ -176,7 +177,24 @@ def _check_network(path: str, saved: Optional[str], wanted: str) -> None:
         raise ToolkitError(f"{path}: checkpoint is a {saved} but network is {wanted} (set --network {saved})")
 
 
-def _scaler_state(scaler) -> Optional[dict]:
-    if scaler is None:
-        return None
-    return {key: (value.item() if hasattr(value, "item") else value) for key, value in scaler.state_dict().items()}
+def _restore_class_centres(folder: str, head, saved_optimizer: Optional[dict], rank: int,
+                           world_size: int) -> Optional[dict]:
+    """Load this rank's centres (re-split for ``world_size``) and their momentum, whichever way each run kept it:
+    ``sparse_update`` keeps it beside the centres, the dense optimizer under ``head.weight_velocity_*`` — a run
+    may switch ``sparse_update`` when it resumes.  Returns the optimizer state to restore."""
+    shards = load_center_shards(folder)
+    saved_sparse = all("momentum" in shard for shard in shards)
+    velocity_key = next((key for key in (saved_optimizer or {}) if key.startswith(VELOCITY_PREFIX)), None)
+    if head.sparse_update:
+        momentum = [shard["momentum"] for shard in shards] if saved_sparse else None
+        if momentum is None and velocity_key is not None:      # dense run → sparse_update
+            momentum = [ckpt.load_rank_optimizer_state(folder, r)[velocity_key] for r in range(len(shards))]
+        head.load_center_shards([shard["weight"] for shard in shards], momentum)
+        return saved_optimizer
+    head.load_center_shards([shard["weight"] for shard in shards])
+    if saved_sparse and velocity_key is None and saved_optimizer is not None:   # sparse_update run → dense
+        saved_optimizer = dict(saved_optimizer)
+        saved_optimizer[VELOCITY_PREFIX + "0"] = reshard_rows([shard["momentum"] for shard in shards], rank,
+                                                              world_size, head.num_classes,
+                                                              what=f"{folder}: centre momentum")
+    return saved_optimizer

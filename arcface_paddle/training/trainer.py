@@ -31,7 +31,8 @@ from arcface_paddle.core.lr_schedule import lr_at, schedule_from_config
 from arcface_paddle.core.safe_io import atomic_write
 from arcface_paddle.core.yaml_config import dump_config
 from arcface_paddle.evaluation.verification import evaluate_layer
-from arcface_paddle.losses.distributed import all_gather_rows, sum_gradients
+from arcface_paddle.losses.distributed import all_gather_rows, sum_gradient_rows, sum_gradients
+from arcface_paddle.training.amp import make_grad_scaler
 from arcface_paddle.training.components import Components, build_components
 from arcface_paddle.training.data import build_train_data, flip_mask, load_validation_targets
 from arcface_paddle.training.logger import TrainLogger
@@ -44,6 +45,7 @@ from arcface_paddle.training.resume import (
     restore_training_state,
     save_training_state,
 )
+from arcface_paddle.training.shared_output import check_output_shared
 
 
 @dataclasses.dataclass
@@ -60,6 +62,7 @@ class TrainResult:
 def train(config: dict) -> TrainResult:
     """Train as ``config`` says (see config.DEFAULTS); returns what happened on this process."""
     rank, world_size, on_gpu = _setup_process(config["device"])
+    check_output_shared(config["output"], rank, world_size)     # multi-node: before any work, not at a checkpoint
     logger = TrainLogger(total_steps=0, num_epochs=int(np.ceil(config["num_epochs"])),
                          log_every=config["log_every"], rank=rank)
     if config["fp16"] and not on_gpu:
@@ -80,7 +83,7 @@ def train(config: dict) -> TrainResult:
     optimizer = build_optimizer(config["optimizer"], [p for _, p in parts.named_parameters()], lr=config["lr"],
                                 momentum=config["momentum"], weight_decay=config["weight_decay"],
                                 betas=config["adam_betas"], epsilon=config["adam_epsilon"])
-    scaler = paddle.amp.GradScaler(init_loss_scaling=2.0 ** 16) if fp16 else None
+    scaler = make_grad_scaler(fp16)
     schedule = schedule_from_config(
         lr=config["lr"], global_batch=global_batch, reference_batch=config["lr_reference_batch"],
         steps_per_epoch=data.steps_per_epoch, num_epochs=config["num_epochs"],
@@ -181,7 +184,7 @@ def train_step(parts: Components, optimizer, images, labels, *, config: dict, wo
     """One optimisation step; returns the loss terms (floats, equal on every rank)."""
 
     labels = labels.reshape([-1]).astype("int64")
-    with paddle.amp.auto_cast(enable=scaler is not None):
+    with paddle.amp.auto_cast(enable=scaler is not None):   # the run's one AMP switch (backbones/layers.py)
         embeddings = parts.backbone(images)
     embeddings = embeddings.astype("float32")
     terms: Dict[str, paddle.Tensor] = {}
@@ -205,10 +208,15 @@ def train_step(parts: Components, optimizer, images, labels, *, config: dict, wo
         scaler.scale(backward_loss).backward()
     else:
         backward_loss.backward()
-    replicated = parts.replicated_parameters()
-    sum_gradients(replicated)
-    if scaler is not None:
-        scaler.unscale_(optimizer)
+    table = parts.trained_center_table()
+    sum_gradients([p for p in parts.replicated_parameters() if p is not table])
+    if table is not None:
+        sum_gradient_rows(table, paddle.unique(gathered[1]))
+    sparse = parts.head is not None and parts.head.sparse_update
+    skipped = False
+    if scaler is not None:   # unscale, and skip the step on every rank if any rank overflowed
+        scaler.unscale_(optimizer, extra_grads=[parts.head.sparse_gradient()] if sparse else [])
+        skipped = scaler.found_inf
     if config["grad_clip_norm"] > 0:
         clip_grad_norm(parts.replicated_parameters(), float(config["grad_clip_norm"]))
     if scaler is not None:
@@ -216,6 +224,9 @@ def train_step(parts: Components, optimizer, images, labels, *, config: dict, wo
         scaler.update()
     else:
         optimizer.step()
+    if sparse and not skipped:
+        parts.head.step_centers(optimizer.get_lr(), momentum=float(config["momentum"]),
+                                weight_decay=float(config["weight_decay"]))
     optimizer.clear_grad(set_to_zero=False)
     if parts.center is not None and parts.center.update == "mean":
         parts.center.update_centers(*parts.center.class_statistics(*gathered))
