@@ -9,6 +9,7 @@ import warnings
 
 from prettytable import PrettyTable
 
+from arcface_paddle.cli.device_options import add_device_arguments, device_options
 from arcface_paddle.core.errors import run_cli
 from arcface_paddle.pipeline.gallery_vote import DEFAULT_REC_THRESHOLD
 from arcface_paddle.pipeline.photo_compare import compare_images, verdict
@@ -30,12 +31,12 @@ def main(argv=None) -> int:
     parser.add_argument("--det_thresh", type=float, help="detection score threshold (default: the model's)")
     parser.add_argument("--no-align", dest="align", action="store_false")
     parser.add_argument("--cpu_threads", type=int, default=2)
-    parser.add_argument("--use_gpu", action="store_true")
+    add_device_arguments(parser)
     parser.add_argument("--font", help="TTF/OTF font for --show")
     args = parser.parse_args(argv)
     result = compare_images(args.image1, args.image2, show=args.show, threshold=args.threshold,
                             det_model=args.det_model, rec_model=args.rec_model, det_thresh=args.det_thresh,
-                            align=args.align, cpu_threads=args.cpu_threads, use_gpu=args.use_gpu, font=args.font)
+                            align=args.align, cpu_threads=args.cpu_threads, font=args.font, **device_options(args))
     table = PrettyTable(["image 1", "image 2", "cosine similarity", "distance", "threshold", "verdict"])
     table.add_row([args.image1, args.image2, f"{result.similarity:.4f}", f"{result.distance:.4f}",
                    f"{result.threshold:.2f}", verdict(result)])

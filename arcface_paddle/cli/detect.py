@@ -17,6 +17,7 @@ import numpy as np
 from prettytable import PrettyTable
 from tqdm import tqdm
 
+from arcface_paddle.cli.device_options import add_device_arguments, device_options
 from arcface_paddle.core.errors import ToolkitError, reason_for, run_cli
 from arcface_paddle.core.images import encode_image, list_images, read_image
 from arcface_paddle.core.safe_io import atomic_save_bytes, atomic_write, check_writable_folder
@@ -51,16 +52,17 @@ def expand_inputs(paths) -> list[str]:
 
 def detect_files(images, *, model: str = DEFAULT_DETECTOR, threshold: float | None = None, nms: str | None = None,
                  tile_size: int | None = None, cpu_threads: int = 2, draw_dir: str | None = None,
-                 failed: list | None = None) -> dict:
+                 failed: list | None = None, **device) -> dict:
     """{image path: [Detection.as_dict(), ...]}; with ``draw_dir`` also writes ``<name>.jpg`` drawings.
 
     A file that cannot be read raises ToolkitError, unless ``failed`` is a list: then ``(path, reason)``
-    is appended to it and the other files are still processed.
+    is appended to it and the other files are still processed.  ``device``: ``use_gpu``, ``use_tensorrt``,
+    ``precision``, ``gpu_id`` for the predictor.
     """
 
     if draw_dir:
         check_writable_folder(draw_dir)
-    detector = DetectorPredictor(model, cpu_threads=cpu_threads, score_threshold=threshold, nms=nms)
+    detector = DetectorPredictor(model, cpu_threads=cpu_threads, score_threshold=threshold, nms=nms, **device)
     results = {}
     for path in tqdm(images, desc="detecting", disable=len(images) < 5):
         try:
@@ -88,6 +90,7 @@ def main(argv=None) -> int:
     parser.add_argument("--tile-size", type=int, default=None,
                         help="also scan overlapping tiles of this many pixels (small faces in big photos)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads")
+    add_device_arguments(parser)
     parser.add_argument("--json", default=None, help="write all detections to this JSON file")
     parser.add_argument("--draw", default=None, help="write drawn copies of the images into this folder")
     args = parser.parse_args(argv)
@@ -97,7 +100,8 @@ def main(argv=None) -> int:
     # One photo: its error is the answer.  Several: report bad files at the end and keep going.
     failed = [] if len(images) > 1 else None
     results = detect_files(images, model=args.model, threshold=args.threshold, nms=args.nms,
-                           tile_size=args.tile_size, cpu_threads=args.threads, draw_dir=args.draw, failed=failed)
+                           tile_size=args.tile_size, cpu_threads=args.threads, draw_dir=args.draw, failed=failed,
+                           **device_options(args))
     table = PrettyTable(["image", "faces", "best score", "boxes (x1, y1, x2, y2)"])
     for path, faces in results.items():
         boxes = "; ".join(",".join(f"{v:.0f}" for v in face["box"]) for face in faces)

@@ -15,6 +15,7 @@ from collections import Counter
 
 from prettytable import PrettyTable
 
+from arcface_paddle.cli.device_options import add_device_arguments, device_options
 from arcface_paddle.core.errors import ToolkitError, run_cli
 from arcface_paddle.core.safe_io import check_writable_folder
 from arcface_paddle.pipeline.analyzer import FaceAnalyzer
@@ -50,7 +51,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--cdd_num", type=int, default=DEFAULT_CANDIDATES,
                         help=f"gallery candidates that vote for a name (default {DEFAULT_CANDIDATES})")
     parser.add_argument("--cpu_threads", type=int, default=2)
-    parser.add_argument("--use_gpu", action="store_true")
+    add_device_arguments(parser)
     parser.add_argument("--font", help="TTF/OTF font for labels (use a CJK font for Chinese names)")
     parser.add_argument("--no-align", dest="align", action="store_false",
                         help="crop the detection box instead of aligning by keypoints")
@@ -109,8 +110,8 @@ def main(argv=None) -> int:
     analyzer = FaceAnalyzer(det_model=args.det_model, rec_model=args.rec_model,
                             index=None if args.build_index else args.index, det_thresh=args.det_thresh,
                             rec_thresh=args.rec_thresh, cdd_num=args.cdd_num, cpu_threads=args.cpu_threads,
-                            use_gpu=args.use_gpu, align=args.align, det=use_det and not args.import_index,
-                            rec=use_rec, font=args.font, search_backend=args.search_backend)
+                            align=args.align, det=use_det and not args.import_index, rec=use_rec, font=args.font,
+                            search_backend=args.search_backend, **device_options(args))
     if args.build_index:
         return build_or_import(args, analyzer)
     report = run_on_input(analyzer, args.input, args.output)

@@ -90,13 +90,15 @@ class FaceAnalyzer:
 
     ``det=False`` treats every whole image as one face (input already cropped); ``rec=False`` only detects.
     ``index`` is an ``index.bin`` path or a :class:`GalleryIndex`; it must come from the same recognizer.
+    ``use_gpu`` / ``use_tensorrt`` / ``precision`` (fp32, fp16) / ``gpu_id`` set where both models run.
     """
 
     def __init__(self, det_model: Optional[str] = None, rec_model: Optional[str] = None,
                  index: Union[str, GalleryIndex, None] = None, det_thresh: Optional[float] = None,
                  rec_thresh: float = DEFAULT_REC_THRESHOLD, cdd_num: int = DEFAULT_CANDIDATES,
                  cpu_threads: int = 2, use_gpu: bool = False, align: bool = True, det: bool = True,
-                 rec: bool = True, font: Optional[str] = None, search_backend: str = "numpy"):
+                 rec: bool = True, font: Optional[str] = None, search_backend: str = "numpy",
+                 use_tensorrt: bool = False, precision: str = "fp32", gpu_id: int = 0):
         if not (det or rec):
             raise ToolkitError("nothing to do: enable detection (--det), recognition (--rec) or both")
         if int(cdd_num) < 1:
@@ -124,13 +126,11 @@ class FaceAnalyzer:
         det_dir = os.fspath(det_model or DEFAULT_DET_MODEL)
         if det and load_model_config(det_dir).task != "detection":
             raise ToolkitError(f"{det_dir}: model.yaml does not describe a detection model")
-        self.detector = self._load_detector(det_dir, det_thresh, cpu_threads, use_gpu) if det else None
+        device = dict(cpu_threads=cpu_threads, use_gpu=use_gpu, use_tensorrt=use_tensorrt, precision=precision,
+                      gpu_id=gpu_id)    # the same inference device for both models
+        self.detector = DetectorPredictor(det_dir, score_threshold=det_thresh, **device) if det else None
         if rec:
-            self.recognizer = RecognitionPredictor(self.rec_model_dir, cpu_threads=cpu_threads, use_gpu=use_gpu)
-
-    @staticmethod
-    def _load_detector(model_dir: str, det_thresh, cpu_threads: int, use_gpu: bool):
-        return DetectorPredictor(model_dir, cpu_threads=cpu_threads, score_threshold=det_thresh, use_gpu=use_gpu)
+            self.recognizer = RecognitionPredictor(self.rec_model_dir, **device)
 
     # ---- properties ---------------------------------------------------------------------------------------
     @property

@@ -5,7 +5,7 @@
         face.box, face.score, face.keypoints          # pixels; keypoints 6×2 in KEYPOINT_NAMES order
 
 Inference runs through :class:`arcface_paddle.core.predictor.Predictor` (oneDNN fp32 on CPU with an
-explicit thread count, GPU when asked).
+explicit thread count; GPU fp32/fp16 or TensorRT when asked).
 """
 from __future__ import annotations
 
@@ -55,13 +55,14 @@ class DetectorPredictor:
 
     def __init__(self, model_dir: str | os.PathLike, cpu_threads: int = 2, score_threshold: float | None = None,
                  nms: str | None = None, nms_threshold: float | None = None, max_detections: int | None = None,
-                 use_gpu: bool = False):
+                 use_gpu: bool = False, **predictor_options):
+        """``predictor_options``: the rest of :class:`Predictor`'s (``use_tensorrt``, ``precision``, ``gpu_id``)."""
         model_dir = os.fspath(model_dir)
         self.model_dir = model_dir
         self.config = load_model_config(model_dir)
         if self.config.task != "detection" or not self.config.detector:
             raise ToolkitError(f"{model_dir}: model.yaml describes a {self.config.task} model, not a face detector")
-        self._predictor = Predictor(model_dir, cpu_threads=cpu_threads, use_gpu=use_gpu)
+        self._predictor = Predictor(model_dir, cpu_threads=cpu_threads, use_gpu=use_gpu, **predictor_options)
         section = self.config.detector
         self.input_size = int(self.config.input_size[0])
         self.score_threshold = float(section["score_threshold"] if score_threshold is None else score_threshold)

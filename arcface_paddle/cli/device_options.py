@@ -1,0 +1,28 @@
+"""The inference-device flags every predicting CLI shares: ``--use_gpu``, ``--use_tensorrt``, ``--precision``.
+
+``--use_tensorrt`` and ``--precision fp16`` imply ``--use_gpu``.  On the CPU build of paddle any of them is a
+one-line error naming ``paddlepaddle-gpu`` (raised by :class:`arcface_paddle.core.predictor.Predictor`), and
+they reach the detector and the recognizer alike.
+"""
+from __future__ import annotations
+
+import argparse
+
+from arcface_paddle.core.predictor import PRECISIONS
+
+
+def add_device_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("inference device (GPU needs paddlepaddle-gpu)")
+    group.add_argument("--use_gpu", action="store_true", help="run the models on a CUDA GPU")
+    group.add_argument("--use_tensorrt", action="store_true",
+                       help="TensorRT subgraphs on the GPU (implies --use_gpu; the first run builds the engines)")
+    group.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                       help="fp16: half-precision GPU inference (implies --use_gpu); the CPU always runs fp32")
+    group.add_argument("--gpu_id", type=int, default=0, help="which GPU (default 0)")
+
+
+def device_options(args: argparse.Namespace) -> dict:
+    """Predictor keyword options from :func:`add_device_arguments`'s flags."""
+    use_gpu = bool(args.use_gpu or args.use_tensorrt or args.precision != "fp32")
+    return {"use_gpu": use_gpu, "use_tensorrt": bool(args.use_tensorrt), "precision": args.precision,
+            "gpu_id": int(args.gpu_id)}

@@ -1,0 +1,60 @@
+"""GPU, fp16 and TensorRT inference reach both models from the CLIs and the Python API (docs/gpu.md).
+
+On this CPU build each request must end in one line naming ``paddlepaddle-gpu`` — which also proves the option
+arrived at the predictor it was meant for (the message names the precision or engine asked for).  On a GPU
+machine benchmarks/gpu_check.sh runs them for real.
+"""
+import argparse
+import subprocess
+import sys
+
+import paddle
+import pytest
+
+from arcface_paddle.cli.device_options import add_device_arguments, device_options
+from arcface_paddle.core.errors import ToolkitError
+
+pytestmark = pytest.mark.skipif(paddle.is_compiled_with_cuda(), reason="checks the CPU build's refusal")
+
+
+def _options(*argv):
+    parser = argparse.ArgumentParser()
+    add_device_arguments(parser)
+    return device_options(parser.parse_args(list(argv)))
+
+
+def test_device_flags_imply_the_gpu():
+    assert _options() == {"use_gpu": False, "use_tensorrt": False, "precision": "fp32", "gpu_id": 0}
+    assert _options("--use_tensorrt")["use_gpu"] and _options("--precision", "fp16")["use_gpu"]
+    assert _options("--use_gpu", "--gpu_id", "3") == {"use_gpu": True, "use_tensorrt": False, "precision": "fp32",
+                                                      "gpu_id": 3}
+    with pytest.raises(SystemExit):
+        _options("--precision", "bf16")
+
+
+def test_detector_and_recognizer_each_receive_the_options():
+    from arcface_paddle.pipeline.analyzer import DEFAULT_DET_MODEL, FaceAnalyzer
+    from blazeface_paddle.inference.predictor import DetectorPredictor
+
+    with pytest.raises(ToolkitError, match="^fp16 inference needs paddlepaddle-gpu"):
+        DetectorPredictor(DEFAULT_DET_MODEL, use_gpu=True, precision="fp16")
+    with pytest.raises(ToolkitError, match="^TensorRT inference needs paddlepaddle-gpu"):
+        FaceAnalyzer(det=True, rec=False, use_gpu=True, use_tensorrt=True)        # the detector refuses
+    with pytest.raises(ToolkitError, match="^fp16 inference needs paddlepaddle-gpu"):
+        FaceAnalyzer(det=False, rec=True, use_gpu=True, precision="fp16")         # the recognizer refuses
+
+
+@pytest.mark.parametrize("command,flag", [
+    (["detect", "tests/data/faces/biden.jpg"], "--precision=fp16"),
+    (["compare", "tests/data/faces/biden.jpg", "tests/data/faces/obama.jpg"], "--use_tensorrt"),
+    (["recognize", "--input", "tests/data/faces/biden.jpg"], "--use_gpu"),
+])
+def test_cli_device_flags_are_one_line_errors_on_the_cpu_build(repo_root, tmp_path, command, flag):
+    if command[0] == "recognize":
+        command = command + ["--output", str(tmp_path)]
+    done = subprocess.run([sys.executable, "-m", "arcface_paddle", *command, flag], cwd=repo_root,
+                          capture_output=True, text=True, timeout=120)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert lines[-1].startswith("error: ") and "needs paddlepaddle-gpu; this paddle is the CPU build" in lines[-1]
+    assert "Traceback" not in done.stderr
