@@ -314,7 +314,8 @@ def _worker(out_dir: str) -> None:
     sums = []
     for reduce in ("rows", "full"):
         table = paddle.create_parameter([6, 3], "float32", default_initializer=paddle.nn.initializer.Constant(1.0))
-        (paddle.gather(table, labels) * (rank + 1) * paddle.arange(12, dtype="float32").reshape([4, 3])).sum().backward()
+        weights = paddle.arange(12, dtype="float32").reshape([4, 3]) * (rank + 1)
+        (paddle.gather(table, labels) * weights).sum().backward()
         sum_gradient_rows(table, paddle.unique(labels)) if reduce == "rows" else sum_gradients([table])
         sums.append(table.grad.numpy())
     result["row_sum"], result["full_sum"] = sums[0].tolist(), sums[1].tolist()
