@@ -130,26 +130,6 @@ def test_tiny_iresnets_forward(name):
     assert out.shape == [2, 24] and out.dtype == paddle.float32
 
 
-def test_fp16_option_is_float32_and_identical_on_cpu():
-    """AMP is GPU-only (the trainer warns and trains in float32 on CPU): on CPU ``fp16=True`` must change
-    nothing — float32 parameters and outputs, bit-identical to the float32 model in eval and training mode,
-    gradients included.  (What AMP casts on a GPU is checked where a GPU is available, not here.)"""
-    options = dict(embedding_size=24, width=8, input_size=32, layers=(1, 1, 1, 1))
-    plain, amp = get_model("iResNet18", **options), get_model("iResNet18", fp16=True, **options)
-    amp.set_state_dict(plain.state_dict())
-    assert all(p.dtype == paddle.float32 for p in amp.parameters())
-    x = paddle.randn([4, 3, 32, 32])
-    for mode in ("eval", "train"):
-        getattr(plain, mode)()
-        getattr(amp, mode)()
-        expected, got = plain(x), amp(x)
-        assert got.dtype == paddle.float32
-        np.testing.assert_array_equal(got.numpy(), expected.numpy())
-    expected.sum().backward()
-    got.sum().backward()
-    np.testing.assert_array_equal(amp.stem.conv.weight.grad.numpy(), plain.stem.conv.weight.grad.numpy())
-
-
 def test_wrong_input_size_is_a_clear_error():
     model = get_model("iResNet18", width=8, input_size=32, layers=(1, 1, 1, 1))
     with pytest.raises(ToolkitError, match=r"expected input N×3×32×32"):
