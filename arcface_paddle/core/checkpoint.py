@@ -22,6 +22,7 @@ import json
 import os
 import re
 import shutil
+import time
 from typing import Callable, Dict, Optional
 
 import numpy as np
@@ -36,6 +37,9 @@ BACKBONE_FILE = "backbone.pdparams"
 META_FILE = "meta.json"
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 _STRUCTURE_KEY = "StructuredToParameterName@@"
+# A shared filesystem (NFS) may show one node's new files to another only after its attribute cache expires:
+# how long rank 0 waits for the other ranks' files before it calls them missing.
+SHARED_FS_WAIT_S = 60.0
 
 
 def class_centers_file(rank: int) -> str:
@@ -164,7 +168,7 @@ def save_checkpoint(output_dir: str, step: int, *, meta: dict, backbone_state: O
     if rank == 0:
         expected = [name(r) for r in range(world_size) for name, state in
                     ((class_centers_file, class_centers_state), (optimizer_file, optimizer_state)) if state is not None]
-        missing = [name for name in expected if not os.path.isfile(os.path.join(staging, name))]
+        missing = wait_for_files(staging, expected, SHARED_FS_WAIT_S if world_size > 1 else 0.0)
     if rank == 0 and not missing:
         if backbone_state is not None:
             save_state(os.path.join(staging, BACKBONE_FILE), backbone_state)
@@ -178,13 +182,21 @@ def save_checkpoint(output_dir: str, step: int, *, meta: dict, backbone_state: O
         _point_latest(output_dir, final)
         prune_checkpoints(output_dir, keep)
     sync()
-    # Every rank leaves the barrier before anyone raises: a rank that cannot see the published folder (or rank 0
-    # missing another rank's files) means the output folder is not shared — never a silently partial checkpoint.
-    if missing or not os.path.isfile(os.path.join(final, META_FILE)):
-        what = f"rank 0 cannot see {', '.join(missing)}" if missing else f"rank {rank} cannot see it"
-        raise ToolkitError(f"{final}: checkpoint not saved ({what}); every rank must write into the same output "
-                           f"folder — on several nodes a shared filesystem (see docs/gpu.md, multi-node)")
+    if missing:     # never a half checkpoint; rank 0 stops the run (the launcher then ends the other ranks)
+        raise ToolkitError(f"{final}: checkpoint not saved: rank 0 cannot see {', '.join(missing)}; every rank must "
+                           f"write into the same output folder — on several nodes a shared filesystem (see "
+                           f"docs/gpu.md, multi-node)")
     return final
+
+
+def wait_for_files(folder: str, names, timeout: float) -> list:
+    """The ``names`` still missing from ``folder`` after waiting up to ``timeout`` seconds for them to appear."""
+    deadline = time.monotonic() + timeout
+    while True:
+        missing = [name for name in names if not os.path.isfile(os.path.join(folder, name))]
+        if not missing or time.monotonic() >= deadline:
+            return missing
+        time.sleep(0.5)
 
 
 def _point_latest(output_dir: str, folder: str) -> None:

@@ -4,7 +4,8 @@ Every rank writes its class-centre shard and optimizer state into the same check
 publishes it (:func:`arcface_paddle.core.checkpoint.save_checkpoint`).  On several nodes that needs the output
 folder on a filesystem every node mounts (NFS, Lustre, a cloud file share): a node-local disk would give each node
 its own half of every checkpoint.  :func:`check_output_shared` finds out in a second, before any training — rank 0
-writes a token file with a random name, every rank looks for it — instead of at the first checkpoint.
+writes a token file with a random name, every rank looks for it (allowing a shared filesystem's attribute cache
+``SHARED_FS_WAIT_S`` to catch up) — instead of at the first checkpoint.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import secrets
 import paddle
 import paddle.distributed as dist
 
+from arcface_paddle.core import checkpoint as ckpt
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.safe_io import atomic_write
 from arcface_paddle.losses.distributed import all_reduce_max, all_reduce_sum
@@ -36,7 +38,7 @@ def check_output_shared(output: str, rank: int, world_size: int) -> None:
             handle.write("rank 0 of a training run checks that every rank sees this folder; safe to delete\n")
     dist.barrier()
     seen = paddle.zeros([world_size], dtype="int32")
-    seen[rank] = int(os.path.isfile(path))
+    seen[rank] = int(not ckpt.wait_for_files(output, [os.path.basename(path)], ckpt.SHARED_FS_WAIT_S))  # NFS lag
     seen = all_reduce_sum(seen).numpy()
     dist.barrier()
     if rank == 0:
