@@ -54,13 +54,12 @@ def test_umeyama_rejects_degenerate_points():
         alignment.umeyama_similarity(np.ones((4, 2)), np.zeros((4, 2)))
 
 
-def test_blazeface_keypoints_land_on_the_four_point_template():
-    # A face rotated by 15°, 2.5× larger than the template, somewhere in a 400×300 image; ears added.
+def test_four_keypoints_land_on_the_four_point_template():
+    # A face rotated by 15°, 2.5× larger than the template, somewhere in a 400×300 image.
     truth = similarity_matrix(15, 2.5, 120, 40)
-    keypoints = np.concatenate([apply(truth, ARCFACE_TEMPLATE_4.astype(np.float64)),
-                                apply(truth, np.array([[10.0, 60.0], [102.0, 60.0]]))])
+    keypoints = apply(truth, ARCFACE_TEMPLATE_4.astype(np.float64))
     matrix = alignment.alignment_matrix(keypoints)
-    np.testing.assert_allclose(apply(matrix.astype(np.float64), keypoints[:4]), ARCFACE_TEMPLATE_4, atol=1e-3)
+    np.testing.assert_allclose(apply(matrix.astype(np.float64), keypoints), ARCFACE_TEMPLATE_4, atol=1e-3)
     # The warped image puts a marker drawn at each eye onto the template's eye position.
     image = np.zeros((300, 400, 3), np.uint8)
     for x, y in keypoints[:2]:
@@ -70,6 +69,27 @@ def test_blazeface_keypoints_land_on_the_four_point_template():
     for x, y in ARCFACE_TEMPLATE_4[:2]:
         assert crop[int(round(y)), int(round(x))].min() > 200
     assert crop[100, 56].max() == 0      # mouth area has no marker
+
+
+def test_six_blazeface_keypoints_map_to_five_landmarks_that_move_with_the_face():
+    from arcface_paddle.pipeline import landmark_map
+
+    mean_shape = np.asarray(landmark_map.MEAN_SHAPE, np.float64)
+    five = alignment.five_points_from_blazeface(mean_shape).astype(np.float64)
+    # On the mean BlazeFace shape (in crop pixels) the estimate is a face on the ArcFace template: eyes, nose and
+    # mouth corners within a few pixels of it, mouth corners either side of BlazeFace's mouth centre.
+    assert np.abs(five - ARCFACE_TEMPLATE_5).max() < 4
+    assert five[3, 0] < mean_shape[3, 0] < five[4, 0]
+    # Equivariance: turning, scaling and moving the keypoints turns, scales and moves the estimate the same way.
+    truth = similarity_matrix(-30, 3.1, 250, 80)
+    moved = alignment.five_points_from_blazeface(apply(truth, mean_shape))
+    np.testing.assert_allclose(moved, apply(truth, five), atol=1e-3)
+    # So the alignment of the moved keypoints undoes the move: the same crop as before the move.
+    before = alignment.alignment_matrix(mean_shape).astype(np.float64)
+    after = alignment.alignment_matrix(apply(truth, mean_shape)).astype(np.float64)
+    np.testing.assert_allclose(apply(after, apply(truth, mean_shape)), apply(before, mean_shape), atol=1e-2)
+    with pytest.raises(ToolkitError):
+        alignment.five_points_from_blazeface(mean_shape[:4])
 
 
 def test_five_point_landmarks_give_upright_faces(repo_root):

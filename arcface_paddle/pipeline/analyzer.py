@@ -34,6 +34,7 @@ from arcface_paddle.pipeline.gallery_vote import (
     embedding_distance,
     match_embeddings,
 )
+from blazeface_paddle.inference.passes import MultiPassDetector
 from blazeface_paddle.inference.predictor import DetectorPredictor
 
 DEFAULT_DET_MODEL, DEFAULT_REC_MODEL = DEFAULT_DETECTOR, DEFAULT_RECOGNIZER
@@ -91,6 +92,9 @@ class FaceAnalyzer:
     ``det=False`` treats every whole image as one face (input already cropped); ``rec=False`` only detects.
     ``index`` is an ``index.bin`` path or a :class:`GalleryIndex`; it must come from the same recognizer.
     ``use_gpu`` / ``use_tensorrt`` / ``precision`` (fp32, fp16) / ``gpu_id`` set where both models run.
+    ``closeup``, ``tiling`` and ``refine_keypoints`` choose the extra detection passes of
+    :class:`~blazeface_paddle.inference.passes.MultiPassDetector` (keypoints are refined by default whenever faces
+    are aligned for recognition).
     """
 
     def __init__(self, det_model: Optional[str] = None, rec_model: Optional[str] = None,
@@ -98,7 +102,8 @@ class FaceAnalyzer:
                  rec_thresh: float = DEFAULT_REC_THRESHOLD, cdd_num: int = DEFAULT_CANDIDATES,
                  cpu_threads: int = 2, use_gpu: bool = False, align: bool = True, det: bool = True,
                  rec: bool = True, font: Optional[str] = None, search_backend: str = "numpy",
-                 use_tensorrt: bool = False, precision: str = "fp32", gpu_id: int = 0):
+                 use_tensorrt: bool = False, precision: str = "fp32", gpu_id: int = 0,
+                 closeup: bool = True, tiling="auto", refine_keypoints: Optional[bool] = None):
         if not (det or rec):
             raise ToolkitError("nothing to do: enable detection (--det), recognition (--rec) or both")
         if int(cdd_num) < 1:
@@ -128,7 +133,9 @@ class FaceAnalyzer:
             raise ToolkitError(f"{det_dir}: model.yaml does not describe a detection model")
         device = dict(cpu_threads=cpu_threads, use_gpu=use_gpu, use_tensorrt=use_tensorrt, precision=precision,
                       gpu_id=gpu_id)    # the same inference device for both models
-        self.detector = DetectorPredictor(det_dir, score_threshold=det_thresh, **device) if det else None
+        refine = (bool(align) and bool(rec)) if refine_keypoints is None else bool(refine_keypoints)
+        self.detector = (MultiPassDetector(DetectorPredictor(det_dir, score_threshold=det_thresh, **device),
+                                           closeup=closeup, tiling=tiling, refine_keypoints=refine) if det else None)
         if rec:
             self.recognizer = RecognitionPredictor(self.rec_model_dir, **device)
 

