@@ -25,7 +25,7 @@ COMMANDS = {
     "compare": ("compare", "similarity of the largest face in two photos"),
     "detect": ("detect", "BlazeFace face detection: boxes and keypoints as JSON and drawn images"),
     "train-detector": ("train_detector", "train or fine-tune BlazeFace on WIDER FACE or synthetic scenes"),
-    "eval-detector": ("eval_detector", "average precision of a detector on an annotation file"),
+    "eval-detector": ("eval_detector", "detector AP: WIDER FACE Easy/Medium/Hard, or an annotation file"),
 }
 
 
