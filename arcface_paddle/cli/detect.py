@@ -1,7 +1,11 @@
 """Detect faces in photos with an exported BlazeFace: a table, optional JSON and drawn images.
 
     python -m arcface_paddle.cli.detect photo.jpg [more.png ... | folder/] [--model inference_model/blazeface_full_range]
-        [--threshold 0.6] [--nms weighted|hard] [--tile-size 640] [--json faces.json] [--draw out_dir]
+        [--threshold 0.6] [--nms weighted|hard] [--tile-size auto|off|640] [--no-closeup] [--refine-keypoints]
+        [--json faces.json] [--draw out_dir]
+
+The close-up pass (faces filling the frame) and automatic tiling (small faces in group photos) are on by default;
+see docs/detection_quality.md for which model and options suit which photos.
 
 With several photos a bad file does not stop the run: it is listed at the end and the exit status is 2.
 """
@@ -22,6 +26,7 @@ from arcface_paddle.core.errors import ToolkitError, reason_for, run_cli
 from arcface_paddle.core.images import encode_image, list_images, read_image
 from arcface_paddle.core.safe_io import atomic_save_bytes, atomic_write, check_writable_folder
 from arcface_paddle.core.shipped_models import DEFAULT_DETECTOR
+from blazeface_paddle.inference.passes import MultiPassDetector, tiling_from_text
 from blazeface_paddle.inference.predictor import DetectorPredictor
 
 KEYPOINT_COLOURS = [(255, 64, 64), (64, 64, 255), (64, 255, 64), (255, 255, 64), (255, 64, 255), (64, 255, 255)]
@@ -51,18 +56,22 @@ def expand_inputs(paths) -> list[str]:
 
 
 def detect_files(images, *, model: str = DEFAULT_DETECTOR, threshold: float | None = None, nms: str | None = None,
-                 tile_size: int | None = None, cpu_threads: int = 2, draw_dir: str | None = None,
-                 failed: list | None = None, **device) -> dict:
+                 tile_size="auto", cpu_threads: int = 2, draw_dir: str | None = None,
+                 failed: list | None = None, closeup: bool = True, refine_keypoints: bool = False,
+                 **device) -> dict:
     """{image path: [Detection.as_dict(), ...]}; with ``draw_dir`` also writes ``<name>.jpg`` drawings.
 
     A file that cannot be read raises ToolkitError, unless ``failed`` is a list: then ``(path, reason)``
-    is appended to it and the other files are still processed.  ``device``: ``use_gpu``, ``use_tensorrt``,
-    ``precision``, ``gpu_id`` for the predictor.
+    is appended to it and the other files are still processed.  ``tile_size`` ("auto", "off" or pixels),
+    ``closeup`` and ``refine_keypoints``: the passes of ``MultiPassDetector``.  ``device``: ``use_gpu``,
+    ``use_tensorrt``, ``precision``, ``gpu_id`` for the predictor.
     """
 
     if draw_dir:
         check_writable_folder(draw_dir)
-    detector = DetectorPredictor(model, cpu_threads=cpu_threads, score_threshold=threshold, nms=nms, **device)
+    tiling = tiling_from_text(tile_size)
+    predictor = DetectorPredictor(model, cpu_threads=cpu_threads, score_threshold=threshold, nms=nms, **device)
+    detector = MultiPassDetector(predictor, closeup=closeup, tiling=tiling, refine_keypoints=refine_keypoints)
     results = {}
     for path in tqdm(images, desc="detecting", disable=len(images) < 5):
         try:
@@ -72,7 +81,7 @@ def detect_files(images, *, model: str = DEFAULT_DETECTOR, threshold: float | No
                 raise
             failed.append((path, reason_for(error, path)))
             continue
-        faces = detector.detect(image, tile_size=tile_size)
+        faces = detector.detect(image)
         results[path] = [face.as_dict() for face in faces]
         if draw_dir:
             name = os.path.splitext(os.path.basename(path))[0] + ".jpg"
@@ -87,8 +96,13 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default=DEFAULT_DETECTOR, help="exported BlazeFace folder (default: full range)")
     parser.add_argument("--threshold", type=float, default=None, help="score threshold (default: model.yaml's)")
     parser.add_argument("--nms", choices=["weighted", "hard"], default=None, help="default: weighted (MediaPipe)")
-    parser.add_argument("--tile-size", type=int, default=None,
-                        help="also scan overlapping tiles of this many pixels (small faces in big photos)")
+    parser.add_argument("--tile-size", default="auto",
+                        help="'auto' (default: tiles only photos whose first pass found small faces), 'off', or a "
+                             "tile side in pixels to always scan (e.g. 320 for CCTV-sized faces)")
+    parser.add_argument("--no-closeup", action="store_true",
+                        help="no second pass on a padded canvas when nothing is found (faces filling the frame)")
+    parser.add_argument("--refine-keypoints", action="store_true",
+                        help="re-estimate each face's keypoints on a close crop (what alignment uses)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads")
     add_device_arguments(parser)
     parser.add_argument("--json", default=None, help="write all detections to this JSON file")
@@ -101,7 +115,7 @@ def main(argv=None) -> int:
     failed = [] if len(images) > 1 else None
     results = detect_files(images, model=args.model, threshold=args.threshold, nms=args.nms,
                            tile_size=args.tile_size, cpu_threads=args.threads, draw_dir=args.draw, failed=failed,
-                           **device_options(args))
+                           closeup=not args.no_closeup, refine_keypoints=args.refine_keypoints, **device_options(args))
     table = PrettyTable(["image", "faces", "best score", "boxes (x1, y1, x2, y2)"])
     for path, faces in results.items():
         boxes = "; ".join(",".join(f"{v:.0f}" for v in face["box"]) for face in faces)

@@ -22,7 +22,7 @@ import numpy as np
 
 from arcface_paddle.core.errors import ToolkitError, run_cli
 from arcface_paddle.core.safe_io import atomic_write
-from blazeface_paddle.inference.passes import MultiPassDetector
+from blazeface_paddle.inference.passes import MultiPassDetector, tiling_from_text
 from blazeface_paddle.inference.predictor import DetectorPredictor
 from blazeface_paddle.training import wider_protocol
 from blazeface_paddle.training.evaluation import evaluate_model
@@ -53,18 +53,6 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def tiling_option(value: str):
-    if value in ("auto", "off"):
-        return None if value == "off" else "auto"
-    try:
-        size = int(value)
-    except ValueError:
-        size = 0
-    if size < 16:
-        raise ToolkitError(f"--tiling must be 'auto', 'off' or a tile side of at least 16 pixels, got {value!r}")
-    return size
-
-
 def wider_predictions(args, ground_truth) -> dict:
     if args.predictions:
         return wider_protocol.read_predictions(args.predictions, ground_truth)
@@ -72,7 +60,7 @@ def wider_predictions(args, ground_truth) -> dict:
         raise ToolkitError("--wider-gt needs --model and --images (WIDER_val/images), or --predictions")
     detector = MultiPassDetector(DetectorPredictor(args.model, cpu_threads=args.cpu_threads,
                                                    score_threshold=args.score_threshold),
-                                 closeup=not args.no_closeup, tiling=tiling_option(args.tiling))
+                                 closeup=not args.no_closeup, tiling=tiling_from_text(args.tiling))
 
     def detect(image):
         faces = detector.detect(image)

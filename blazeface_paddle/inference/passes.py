@@ -13,9 +13,11 @@ unless it says so:
   nothing more; a photo without faces costs one more (batched) network run.
 * **tiling** (``tiling="auto"``, or a tile side in pixels, or ``None``): overlapping tiles of a large photo
   merged with the whole-image pass (:mod:`blazeface_paddle.inference.tiling`).  ``"auto"`` tiles only a photo
-  whose long side is at least :data:`AUTO_TILE_MIN_SIDE` pixels and whose first pass found a face that the
-  network saw at under :data:`AUTO_TILE_SMALL_FACE` pixels — a group photo, a crowd — with tiles
-  :func:`auto_tile_size` pixels wide.
+  whose long side is at least :data:`AUTO_TILE_MIN_SIDE` pixels and whose first pass found a face less than
+  :data:`AUTO_TILE_SMALL_FACE` of the long side high — a group photo — with tiles :func:`auto_tile_size` wide
+  (4× that face, so the network sees faces of its size at a quarter of its input).  No portrait of the test
+  photos triggers it; a photo where the first pass found nothing is not tiled (CCTV frames with only tiny faces
+  need a fixed tile size: docs/detection_quality.md).
 * **keypoint refinement** (``refine_keypoints=True``): each face is looked at again in a square crop
   :data:`REFINE_EXPAND` × its box (and in the mirror image of that crop; both in one batch) so the network sees
   it at ~96 pixels instead of a few dozen; the keypoints of the two views are averaged.  This is what face
@@ -27,6 +29,7 @@ import cv2
 import numpy as np
 
 from arcface_paddle.core.boxes import box_iou
+from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.images import as_rgb_uint8
 from blazeface_paddle.inference.letterbox import letterbox
 from blazeface_paddle.inference.nms import weighted_nms
@@ -35,15 +38,30 @@ from blazeface_paddle.inference.tiling import merge_tiles, tile_windows
 
 CLOSEUP_CANVAS_FACTORS = (2.0, 3.0)     # canvas side / image long side for the close-up pass
 AUTO_TILE_MIN_SIDE = 960                # pixels: smaller photos are never tiled by "auto"
-AUTO_TILE_SMALL_FACE = 24.0             # pixels of face height as the network saw it in the first pass
+AUTO_TILE_SMALL_FACE = 0.125            # face height / photo long side: faces the network saw at < 1/8 of its input
 AUTO_TILE_OVERLAP = 0.25
 REFINE_EXPAND = 2.0                     # refinement crop side / face box side
 MIRROR_KEYPOINTS = [1, 0, 2, 3, 5, 4]   # BlazeFace order under a horizontal flip (eyes and ears swap sides)
 
 
-def auto_tile_size(height: int, width: int, input_size: int) -> int:
-    """Tile side for ``tiling="auto"``: about half the long side (2×2 to 3×2 tiles), never below 3 network inputs."""
-    return int(max(3 * input_size, round(max(height, width) / 2)))
+def auto_tile_size(smallest_face: float, input_size: int) -> int:
+    """Tile side for ``tiling="auto"``: 4× the smallest face found, never below 2 network inputs."""
+    return int(max(2 * input_size, round(4 * smallest_face)))
+
+
+def tiling_from_text(value):
+    """Command-line ``--tile-size``: "auto", "off" (or none) or a tile side of at least 16 pixels."""
+    if value is None or str(value).lower() in ("off", "none", "0"):
+        return None
+    if str(value).lower() == "auto":
+        return "auto"
+    try:
+        size = int(value)
+    except ValueError:
+        size = 0
+    if size < 16:
+        raise ToolkitError(f"tile size must be 'auto', 'off' or at least 16 pixels, got {value!r}")
+    return size
 
 
 def _as_arrays(detections, num_points: int = 6) -> tuple:
@@ -123,9 +141,10 @@ class MultiPassDetector:
         long_side = max(height, width)
         if long_side < AUTO_TILE_MIN_SIDE or not detections:
             return None
-        network_scale = self.predictor.input_size / long_side
-        smallest = min(d.box[3] - d.box[1] for d in detections) * network_scale
-        return auto_tile_size(height, width, self.predictor.input_size) if smallest < AUTO_TILE_SMALL_FACE else None
+        smallest = min(d.box[3] - d.box[1] for d in detections)
+        if smallest >= AUTO_TILE_SMALL_FACE * long_side:
+            return None
+        return auto_tile_size(smallest, self.predictor.input_size)
 
     def tile_pass(self, image: np.ndarray, detections, tile_size: int) -> list:
         """The first-pass ``detections`` merged with detections on overlapping ``tile_size`` tiles."""
