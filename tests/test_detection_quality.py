@@ -119,8 +119,8 @@ def test_tiling_option_text():
 @pytest.fixture(scope="module")
 def opencv_aligner(repo_root):
     # alignCrop never runs the recognition network: any readable ONNX (here the shipped YuNet) constructs the object.
-    return cv2.FaceRecognizerSF.create(str(repo_root / "tests" / "data" / "yunet" / "face_detection_yunet_2023mar.onnx"),
-                                       "")
+    yunet = repo_root / "tests" / "data" / "yunet" / "face_detection_yunet_2023mar.onnx"
+    return cv2.FaceRecognizerSF.create(str(yunet), "")
 
 
 def test_opencv_aligncrop_is_our_five_point_crop(real_faces, opencv_aligner):
