@@ -24,6 +24,7 @@ from arcface_paddle.pipeline.analyzer import DEFAULT_DET_MODEL
 from arcface_paddle.pipeline.face_alignment import align_face, crop_face
 from arcface_paddle.pipeline.media_io import write_image, write_json
 from arcface_paddle.preprocessing import REC_IMAGE_SIZE
+from blazeface_paddle.inference.passes import MultiPassDetector
 from blazeface_paddle.inference.predictor import DetectorPredictor
 
 SELECTIONS = ("largest", "center")
@@ -67,8 +68,10 @@ class _Aligner:
     """Per-process state: one detector, reused for every image this process handles."""
 
     def __init__(self, det_model, det_thresh, size, margin, select, cpu_threads):
-        self.detector = DetectorPredictor(det_model, cpu_threads=cpu_threads,
-                                          score_threshold=det_thresh)
+        # the recognition pipeline's passes: close-ups (cropped ID photos) found, keypoints refined for alignment
+        self.detector = MultiPassDetector(DetectorPredictor(det_model, cpu_threads=cpu_threads,
+                                                            score_threshold=det_thresh),
+                                          tiling=None, refine_keypoints=True)
         self.size, self.margin, self.select = size, margin, select
 
     def __call__(self, job: tuple[str, str]) -> Optional[str]:
