@@ -127,31 +127,98 @@ def test_evaluate_layer_sums_flips():
     assert result.num_pairs == 20
 
 
-def test_roc_curve_and_auc_hand_computed():
-    # Scores 0.9 P, 0.8 P, 0.7 N, 0.6 P, 0.5 N, 0.4 N: accepting down to each score in turn.
-    fpr, tpr, thresholds = metrics.roc_curve(SCORES, LABELS)
-    np.testing.assert_allclose(tpr, [0, 1 / 3, 2 / 3, 2 / 3, 1, 1, 1])
-    np.testing.assert_allclose(fpr, [0, 0, 0, 1 / 3, 1 / 3, 2 / 3, 1])
-    assert thresholds[0] == np.inf and thresholds[-1] == 0.4
-    # Of 9 positive/negative orderings only (0.6 P, 0.7 N) is wrong: AUC = 8/9.
-    assert metrics.roc_auc(SCORES, LABELS) == pytest.approx(8 / 9)
-    # Ties: one P and one N at the same score count one half.
-    assert metrics.roc_auc(np.array([0.5, 0.5]), np.array([True, False])) == pytest.approx(0.5)
+def _pairs_with_scores(scores):
+    """Embedding rows whose pair k has cosine scores[k] (2-D unit vectors at angle arccos(score))."""
+    rows = []
+    for score in scores:
+        rows += [[1.0, 0.0], [score, np.sqrt(max(0.0, 1.0 - score * score))]]
+    return np.array(rows)
 
 
-def test_roc_and_folds_match_sklearn():
-    from sklearn.metrics import roc_auc_score, roc_curve
-    from sklearn.model_selection import KFold
+def test_auc_hand_computed():
+    # Scores 0.9 P, 0.8 P, 0.7 N, 0.6 P, 0.5 N, 0.4 N: of 9 positive/negative orderings only (0.6 P, 0.7 N) is
+    # wrong, so AUC = 8/9.
+    result = evaluate_embeddings(_pairs_with_scores(SCORES), LABELS, n_folds=2)
+    assert result.auc == pytest.approx(8 / 9)
+    np.testing.assert_allclose(result.scores, SCORES, atol=1e-12)
 
+
+def _reference_protocol_by_loops(scores, labels):
+    """The reference protocol written out plainly: distance d² = 2 - 2·cos, "same" when d² < t for t on the grid
+    0, 0.01, ..., 3.99; per fold the first best grid point of the other nine (contiguous folds)."""
+    distances = 2.0 - 2.0 * scores
+    grid = [i / 100.0 for i in range(400)]
+    n = len(scores)
+    sizes = [n // 10 + (1 if i < n % 10 else 0) for i in range(10)]
+    starts = np.cumsum([0] + sizes)
+    accuracies = []
+    for fold in range(10):
+        test = list(range(starts[fold], starts[fold + 1]))
+        train = [i for i in range(n) if i not in test]
+        best_t, best_acc = None, -1.0
+        for t in grid:
+            acc = sum((distances[i] < t) == labels[i] for i in train) / len(train)
+            if acc > best_acc:
+                best_t, best_acc = t, acc
+        accuracies.append(sum((distances[i] < best_t) == labels[i] for i in test) / len(test))
+    return np.array(accuracies)
+
+
+def test_reference_protocol_against_plain_loops():
     rng = np.random.default_rng(5)
-    labels = rng.random(997) < 0.4
-    scores = np.round(rng.normal(size=labels.size) + labels, 2)          # rounding makes ties
-    fpr, tpr, thresholds = metrics.roc_curve(scores, labels)
-    sk_fpr, sk_tpr, sk_thresholds = roc_curve(labels, scores, drop_intermediate=False)
-    np.testing.assert_allclose(fpr, sk_fpr)
-    np.testing.assert_allclose(tpr, sk_tpr)
-    np.testing.assert_allclose(thresholds[1:], sk_thresholds[1:])
-    assert metrics.roc_auc(scores, labels) == pytest.approx(roc_auc_score(labels, scores))
-    ours = metrics.kfold_indices(labels.size, 10)
-    theirs = [test for _, test in KFold(n_splits=10, shuffle=False).split(scores)]
-    assert all(np.array_equal(a, b) for a, b in zip(ours, theirs)) and len(ours) == len(theirs)
+    labels = rng.random(203) < 0.5
+    scores = np.clip(rng.normal(0.15, 0.2, labels.size) + 0.45 * labels, -1, 1)
+    accuracies, thresholds = metrics.reference_kfold_accuracy(scores, labels)
+    np.testing.assert_allclose(accuracies, _reference_protocol_by_loops(scores, labels))
+    assert all(round(t * 100) == pytest.approx(t * 100) for t in thresholds)     # grid points
+    result = evaluate_embeddings(_pairs_with_scores(scores), labels, protocol="reference")
+    assert result.protocol == "reference" and result.accuracy == pytest.approx(accuracies.mean())
+    # The exact cut is at least as good as any grid point on all pairs.
+    exact = evaluate_embeddings(_pairs_with_scores(scores), labels)
+    assert exact.best_accuracy >= result.best_accuracy
+    with pytest.raises(ToolkitError, match="protocol"):
+        evaluate_embeddings(_pairs_with_scores(scores), labels, protocol="lfw")
+
+
+def test_reference_xnorm_over_both_flips():
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, size=(20, 4, 6, 3), dtype=np.uint8)
+    labels = np.array([True, False] * 5)
+    exact = evaluate_layer(_FlipAware(), images, labels)
+    reference = evaluate_layer(_FlipAware(), images, labels, protocol="reference")
+    plain = np.stack([images[:, :, :3].mean(axis=(1, 2, 3)), images[:, :, 3:].mean(axis=(1, 2, 3))], 1) / 127.5 - 1
+    flipped = plain[:, ::-1]
+    assert exact.xnorm == pytest.approx(np.linalg.norm(plain + 2.0, axis=1).mean(), rel=1e-5)
+    both = np.concatenate([plain, flipped]) + 2.0
+    assert reference.xnorm == pytest.approx(np.linalg.norm(both, axis=1).mean(), rel=1e-5)
+
+
+def test_threshold_at_far_is_the_operating_point_of_tar_at_far():
+    rng = np.random.default_rng(4)
+    labels = np.array([True] * 300 + [False] * 3000)
+    scores = np.round(rng.normal(size=labels.size) + 2.5 * labels, 3)          # rounding makes ties
+    for far in (1e-2, 1e-3):
+        threshold = metrics.threshold_at_far(scores, labels, far)
+        accepted = scores >= threshold
+        assert np.sum(accepted & ~labels) <= far * 3000                         # FAR kept
+        assert np.mean(accepted[labels]) == pytest.approx(metrics.tar_at_far(scores, labels, far))
+        # Any lower threshold lets one impostor more in than the FAR allows.
+        below = np.max(scores[scores < threshold])
+        assert np.sum((scores >= below) & ~labels) > far * 3000
+    assert metrics.threshold_at_far(scores, labels, 1e-4) is None               # 3000 impostors can't say
+
+
+def test_every_report_has_the_same_far_columns():
+    from arcface_paddle.evaluation.report import results_table
+
+    rng = np.random.default_rng(6)
+    labels = np.array([True] * 100 + [False] * 200)
+    result = evaluate_embeddings(_pairs_with_scores(np.clip(rng.normal(size=300) * 0.3 + 0.4 * labels, -1, 1)),
+                                 labels, fars=(1e-2, 1e-3, 1e-4))
+    assert result.fars == (1e-2, 1e-3, 1e-4) and list(result.tar_at_far) == [1e-2]    # 200 impostors: 1e-2 only
+    summary = result.as_dict()
+    assert list(summary["tar_at_far"]) == ["1e-02", "1e-03", "1e-04"]
+    assert summary["tar_at_far"]["1e-03"] is None and summary["threshold_at_far"]["1e-02"] is not None
+    header = results_table({"set": result}).splitlines()[1]
+    assert [h.strip() for h in header.split("|") if "TAR" in h] == ["TAR@FAR=1e-02", "TAR@FAR=1e-03",
+                                                                      "TAR@FAR=1e-04"]

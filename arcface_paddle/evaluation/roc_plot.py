@@ -5,9 +5,9 @@ import io
 from typing import Optional
 
 import numpy as np
+from sklearn.metrics import roc_curve
 
 from arcface_paddle.core.safe_io import atomic_save_bytes
-from arcface_paddle.evaluation import metrics
 from arcface_paddle.evaluation.verification import VerificationResult
 
 
@@ -23,7 +23,7 @@ def plot_roc(result: VerificationResult, path: str, title: str, subtitle: Option
     num_negatives = int((~labels).sum())
     if num_negatives == 0 or labels.sum() == 0:
         raise ValueError("an ROC curve needs both genuine and impostor pairs")
-    fpr, tpr, _ = metrics.roc_curve(result.scores, labels)
+    fpr, tpr, _ = roc_curve(labels, result.scores, drop_intermediate=False)
     floor = 1.0 / num_negatives            # the smallest non-zero FAR this set can show
     # On a log axis FAR=0 has no place: points there are drawn at the floor (a vertical start).
     shown_fpr = np.maximum(fpr, floor)
