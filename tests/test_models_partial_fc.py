@@ -15,13 +15,20 @@ import pytest
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.losses import CombinedMarginLoss, PartialFC, margin_softmax_loss
 from arcface_paddle.losses.distributed import reshard_rows, shard_range, sum_gradients
-from arcface_paddle.losses.partial_fc import init_centers
+from arcface_paddle.losses.partial_fc import (
+    class_draws,
+    init_centers,
+    negative_keep_rate,
+    parallel_softmax_cross_entropy,
+    sample_classes,
+)
 
 paddle.set_device("cpu")
 
 DIM, CLASSES, BATCH = 16, 37, 8
 RANK_ROWS = [slice(0, 5), slice(5, 8)]  # unequal batches per rank exercise the gather padding
 MARGIN = (1.0, 0.5, 0.0)
+SAMPLING_KEY = (2024, 7)      # what the trainer passes: (seed, step)
 
 
 def problem():
@@ -32,10 +39,11 @@ def problem():
     return embeddings, labels
 
 
-def run_partial_fc(embeddings, labels, sample_ratio, seed=0):
+def run_partial_fc(embeddings, labels, sample_ratio, seed=0, key=None):
     paddle.seed(seed)
     x = paddle.to_tensor(embeddings, stop_gradient=False)
     head = PartialFC(DIM, CLASSES, sample_ratio=sample_ratio, margin_loss=MARGIN)
+    head.sampling_key = key
     loss = head(x, paddle.to_tensor(labels))
     loss.backward()
     index = head.sampled_index.numpy() if head.sampled_index is not None else np.arange(head.num_local)
@@ -109,7 +117,7 @@ def test_sampling_keeps_positives_and_only_sampled_centres_get_gradient():
     embeddings, labels = problem()
     out = run_partial_fc(embeddings, labels, 0.3)
     index = out["index"]
-    assert len(index) == int(0.3 * CLASSES) and len(set(index)) == len(index) and (np.diff(index) > 0).all()
+    assert len(set(index)) == len(index) and (np.diff(index) > 0).all()
     assert set(labels) <= set(index)
     unsampled = np.setdiff1d(np.arange(CLASSES), index)
     assert np.abs(out["wgrad"][unsampled]).max() == 0.0
@@ -131,6 +139,40 @@ def test_sampling_keeps_every_positive_even_beyond_the_ratio_and_follows_the_see
     c = run_partial_fc(embeddings, labels, 0.5, seed=5)["index"]
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
+
+
+def test_sampled_classes_do_not_depend_on_the_split_and_average_the_ratio():
+    key, ratio = (3, 17), 0.3
+    whole = class_draws(key, 0, 1000)
+    for world in (2, 3, 7):
+        parts = [class_draws(key, *shard_range(1000, r, world)) for r in range(world)]
+        np.testing.assert_array_equal(np.concatenate(parts), whole)
+    assert not np.array_equal(class_draws((3, 18), 0, 1000), whole)
+    # Positives always kept; negatives at the rate that makes ratio × classes on average (binomial spread).
+    rate = negative_keep_rate(1000, int(ratio * 1000), num_positive=50)
+    counts = [50 + np.sum(class_draws((3, step), 0, 1000)[50:] < rate) for step in range(200)]
+    assert abs(np.mean(counts) - 300) < 3 * np.sqrt(950 * rate * (1 - rate) / 200)
+    assert negative_keep_rate(1000, 40, num_positive=60) == 0.0
+
+
+def test_a_shard_with_nothing_sampled_adds_nothing_to_the_softmax():
+    labels = paddle.to_tensor(np.array([-1, -1, -1], dtype="int64"))     # no positive in this shard
+    index, remapped, empty = sample_classes(labels, np.full(5, 0.9), keep_rate=0.1)
+    assert empty and index.numpy().tolist() == [0] and remapped.numpy().tolist() == [-1, -1, -1]
+    # The placeholder column, masked to -1e30, leaves the loss and the other columns' gradient unchanged.
+    rng = np.random.default_rng(0)
+    real = rng.standard_normal((3, 4)).astype("float32")
+    targets = np.array([1, 0, 3])
+    a = paddle.to_tensor(real, stop_gradient=False)
+    b = paddle.to_tensor(np.concatenate([real, np.zeros((3, 1), "float32")], axis=1), stop_gradient=False)
+    loss_a = parallel_softmax_cross_entropy(a, paddle.to_tensor(targets))
+    loss_b = parallel_softmax_cross_entropy(b - paddle.to_tensor([0, 0, 0, 0, 1e30], dtype="float32"),
+                                            paddle.to_tensor(targets))
+    loss_a.backward()
+    loss_b.backward()
+    assert loss_b.item() == pytest.approx(loss_a.item(), rel=1e-7)
+    np.testing.assert_allclose(b.grad.numpy()[:, :4], a.grad.numpy(), rtol=1e-6)
+    assert np.abs(b.grad.numpy()[:, 4]).max() < 1e-30
 
 
 def test_state_dict_reshard_and_input_errors():
@@ -229,15 +271,18 @@ def test_two_processes_equal_one_process_at_full_ratio(two_process_run):
     np.testing.assert_allclose(np.concatenate([rank0["wgrad"], rank1["wgrad"]]), single["wgrad"], rtol=1e-4, atol=1e-6)
 
 
-def test_two_processes_sample_per_shard_and_match_softmax_over_sampled_centres(two_process_run):
+def test_two_processes_sample_what_one_process_samples_and_match_softmax_over_sampled_centres(two_process_run):
     rank0, rank1 = two_process_run[1], two_process_run[4]
     embeddings, labels = problem()
+    single = run_partial_fc(embeddings, labels, 0.5, key=SAMPLING_KEY)
+    np.testing.assert_array_equal(np.concatenate([rank0["index"], rank1["index"] + int(rank1["start"])]),
+                                  single["index"])
+    assert float(rank0["loss"]) == pytest.approx(single["loss"], rel=1e-6)
     centres, columns = [], []
     for rank in (rank0, rank1):
         start, index, count = int(rank["start"]), rank["index"], len(rank["weight"])
         positives = {int(l) - start for l in labels if start <= l < start + count}
         assert positives <= set(index.tolist())
-        assert len(index) == max(int(0.5 * count), len(positives))
         unsampled = np.setdiff1d(np.arange(count), index)
         assert np.abs(rank["wgrad"][unsampled]).max() == 0.0
         centres.append(rank["weight"][index])
@@ -265,7 +310,7 @@ def worker(out_dir):
     embeddings, labels = problem()
     rows = RANK_ROWS[rank]
     for tag, ratio in (("full", 1.0), ("sampled", 0.5)):
-        out = run_partial_fc(embeddings[rows], labels[rows], ratio, seed=10 + rank)
+        out = run_partial_fc(embeddings[rows], labels[rows], ratio, seed=10 + rank, key=SAMPLING_KEY)
         np.savez(os.path.join(out_dir, f"rank{rank}_{tag}.npz"), **out)
     grad = run_with_backbone(embeddings[rows, :6], labels[rows])
     np.savez(os.path.join(out_dir, f"rank{rank}_backbone.npz"), grad=grad)

@@ -3,7 +3,11 @@
 Each rank holds a contiguous shard of the class centres (:func:`shard_range`).  A step:
 
 1. gather embeddings (with gradient) and labels from every rank — :mod:`.distributed`;
-2. keep every positive class of the shard plus random negatives up to ``sample_ratio`` of the shard;
+2. keep every positive class of the shard plus each negative class with probability ``p``, chosen so that
+   ``sample_ratio`` of all classes are sampled on average (:func:`sample_classes`).  A class's draw depends
+   only on (sampling key, class) — the trainer's key is (seed, step) — so the sampled classes are the same
+   whatever the number of processes: N processes train exactly like one, sampled or not, and a run resumed
+   on another number of processes samples what it would have;
 3. cosine of L2-normalised embeddings and sampled centres, margin on the target (``margin_loss``);
 4. softmax cross entropy across ranks: the row max and the exp-sum are all-reduced, so the loss — the mean
    over the *global* batch — is identical on every rank.
@@ -58,21 +62,49 @@ def l2_normalize(rows: paddle.Tensor, eps: float = 1e-12) -> paddle.Tensor:
     return rows * paddle.rsqrt((rows * rows).sum(axis=1, keepdim=True) + eps)
 
 
-def sample_classes(local_labels: paddle.Tensor, num_local: int, num_sample: int):
-    """Sorted centre indices = every positive (label ≥ 0) plus random negatives up to ``num_sample`` in all;
-    returns (index, remapped labels: position in ``index``, −1 stays −1).  Uses paddle's global RNG."""
+def class_draws(key: Sequence[int], start: int, count: int) -> np.ndarray:
+    """Uniform [0, 1) draws for classes ``start..start+count-1`` that depend only on (``key``, class): every
+    split of the classes over ranks draws the same number for a class."""
+    out = np.empty(count, dtype=np.float64)
+    first_block, last_block = start // INIT_BLOCK, (start + count - 1) // INIT_BLOCK if count else -1
+    for block in range(first_block, last_block + 1):
+        values = np.random.default_rng([*map(int, key), block]).random(INIT_BLOCK)
+        lo, hi = max(start, block * INIT_BLOCK), min(start + count, (block + 1) * INIT_BLOCK)
+        out[lo - start:hi - start] = values[lo - block * INIT_BLOCK:hi - block * INIT_BLOCK]
+    return out
+
+
+def negative_keep_rate(num_classes: int, num_sample: int, num_positive: int) -> float:
+    """Probability of keeping a negative class so that ``num_sample`` classes are sampled on average (every
+    positive is always kept)."""
+    negatives = num_classes - num_positive
+    if negatives <= 0 or num_sample <= num_positive:
+        return 0.0
+    return min(1.0, (num_sample - num_positive) / negatives)
+
+
+def sample_classes(local_labels: paddle.Tensor, draws: np.ndarray, keep_rate: float):
+    """Sorted centre indices = every positive (label ≥ 0) plus each negative whose draw is below ``keep_rate``.
+
+    Returns (index, remapped labels: position in ``index``, −1 stays −1, empty).  ``empty``: nothing of this
+    shard was sampled; ``index`` then holds one placeholder row whose logit the caller masks out, so this
+    rank adds nothing to the softmax (and the centre a gradient below 1e-30)."""
+    num_local = len(draws)
     in_shard = local_labels >= 0
-    positive = paddle.zeros([num_local], dtype="float32")
+    positive = paddle.zeros([num_local], dtype="bool")
     positives = paddle.masked_select(local_labels, in_shard)
     if positives.shape[0] > 0:
-        positive = paddle.scatter(positive, positives, paddle.ones_like(positives, dtype="float32"))
-    count = max(num_sample, int(positive.sum().item()))
-    # Positives score ≥ 2, negatives < 1: top-k keeps every positive, then uniformly random negatives.
-    score = paddle.rand([num_local]) + 2.0 * positive
-    index = paddle.sort(paddle.topk(score, count)[1])
+        positive = paddle.scatter(positive.astype("int32"), positives,
+                                  paddle.ones_like(positives, dtype="int32")).astype("bool")
+    keep = paddle.logical_or(positive, paddle.to_tensor(draws < keep_rate))
+    index = paddle.nonzero(keep).reshape([-1])
+    empty = index.shape[0] == 0
+    if empty:
+        index = paddle.zeros([1], dtype="int64")
+    count = index.shape[0]
     remap = paddle.scatter(paddle.full([num_local], -1, dtype="int64"), index, paddle.arange(count, dtype="int64"))
     remapped = paddle.where(in_shard, paddle.gather(remap, paddle.clip(local_labels, min=0)), local_labels)
-    return index, remapped
+    return index, remapped, empty
 
 
 class PartialFC(nn.Layer):
@@ -101,7 +133,9 @@ class PartialFC(nn.Layer):
             raise ToolkitError(f"PartialFC: {num_classes} classes cannot be split over {self.world_size} ranks")
         self.embedding_size, self.num_classes, self.sample_ratio = embedding_size, num_classes, float(sample_ratio)
         self.class_start, self.num_local = shard_range(num_classes, self.rank, self.world_size)
-        self.num_sample = self.num_local if sample_ratio >= 1.0 else max(1, int(sample_ratio * self.num_local))
+        # Classes sampled per step on average over all ranks (this rank's share is about sample_ratio × num_local).
+        self.num_sample = num_classes if sample_ratio >= 1.0 else max(1, int(sample_ratio * num_classes))
+        self.sampling_key: Sequence[int] | None = None   # the trainer sets (seed, step); None → paddle's RNG
         self.margin_loss = build_margin_loss(margin_loss if margin_loss is not None else "arcface")
         self.check_labels = check_labels
         # Filled block by block: the Assign initializer would route millions of values through Python lists,
@@ -134,9 +168,14 @@ class PartialFC(nn.Layer):
         local = labels - self.class_start
         local = paddle.where((local >= 0) & (local < self.num_local), local, paddle.full_like(local, -1))
         weight = self.weight
-        self.sampled_index = None
-        if self.num_sample < self.num_local and self.training:
-            self.sampled_index, local = sample_classes(local, self.num_local, self.num_sample)
+        self.sampled_index, empty = None, False
+        if self.num_sample < self.num_classes and self.training:
+            key = self.sampling_key
+            if key is None:
+                key = (int(paddle.randint(0, 2 ** 31 - 1, [1]).item()),)
+            rate = negative_keep_rate(self.num_classes, self.num_sample, int(paddle.unique(labels).shape[0]))
+            self.sampled_index, local, empty = sample_classes(
+                local, class_draws(key, self.class_start, self.num_local), rate)
             weight = paddle.gather(self.weight, self.sampled_index)
         if self.sparse_update and self.training:
             index = self.sampled_index if self.sampled_index is not None else paddle.arange(self.num_local)
@@ -145,6 +184,8 @@ class PartialFC(nn.Layer):
             self._sparse_rows = (index, weight)
         cosine = paddle.matmul(l2_normalize(embeddings), l2_normalize(weight), transpose_y=True)
         logits = self.margin_loss(paddle.clip(cosine, -1.0, 1.0), local)
+        if empty:   # the placeholder column: exp(-1e30 - max) is exactly 0, so the softmax ignores it
+            logits = logits - 1e30
         return parallel_softmax_cross_entropy(logits, local)
 
     def _check_labels(self, labels: paddle.Tensor) -> None:
