@@ -23,8 +23,9 @@ def main(argv=None) -> int:
     parser.add_argument("image1")
     parser.add_argument("image2")
     parser.add_argument("--show", metavar="OUT.png", help="write both aligned faces side by side with the score")
-    parser.add_argument("--threshold", type=float, default=DEFAULT_REC_THRESHOLD,
-                        help=f"cosine similarity at or above which it is the same person (default "
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="cosine similarity at or above which it is the same person (default: the "
+                             "recognizer's own threshold from its model.yaml, else "
                              f"{DEFAULT_REC_THRESHOLD}, measured for the shipped SFace model)")
     parser.add_argument("--det_model", help="detector folder with model.yaml (default: shipped BlazeFace)")
     parser.add_argument("--rec_model", help="recognizer folder with model.yaml (default: shipped SFace)")
@@ -39,8 +40,9 @@ def main(argv=None) -> int:
                             align=args.align, cpu_threads=args.cpu_threads, font=args.font, **device_options(args))
     table = PrettyTable(["image 1", "image 2", "cosine similarity", "distance", "threshold", "verdict"])
     table.add_row([args.image1, args.image2, f"{result.similarity:.4f}", f"{result.distance:.4f}",
-                   f"{result.threshold:.2f}", verdict(result)])
+                   f"{result.threshold:.4f}", verdict(result)])
     print(table)
+    print(f"threshold {result.threshold:.4f}: {result.threshold_source}")
     if args.show:
         print(f"side-by-side → {args.show}")
     return 0

@@ -1,12 +1,12 @@
 """Export a trained backbone to a Paddle Inference model folder (+ model.yaml, optionally ONNX).
 
-    python export_inference_model.py --network MobileFaceNet_128 \\
-        --pretrained_model output/checkpoints/latest --output inference_model/MobileFaceNet_128
+    python export_inference_model.py --pretrained_model output/run/latest --output inference_model/my_model
     python export_inference_model.py --network iResNet50 --pretrained_model backbone.pdparams \\
         --embedding_size 512 --output out/iresnet50 --format pir --onnx
 
-Writes inference.pdmodel (or inference.json with --format pir) + inference.pdiparams + model.yaml
-[+ inference.onnx]; the same checkpoint always gives byte-identical files.
+RUN/latest is the newest checkpoint of a training run (train.py --output RUN; the default RUN is output/run); the
+checkpoint's meta.json names the network.  Writes inference.pdmodel (or inference.json with --format pir)
++ inference.pdiparams + model.yaml [+ inference.onnx]; the same checkpoint always gives byte-identical files.
 """
 import argparse
 import sys

@@ -46,8 +46,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--det_model", help="detector folder with model.yaml (default: shipped BlazeFace)")
     parser.add_argument("--rec_model", help="recognizer folder with model.yaml (default: shipped SFace)")
     parser.add_argument("--det_thresh", type=float, help="detection score threshold (default: the model's)")
-    parser.add_argument("--rec_thresh", type=float, default=DEFAULT_REC_THRESHOLD,
-                        help=f"cosine similarity below which a face is 'unknown' (default {DEFAULT_REC_THRESHOLD})")
+    parser.add_argument("--rec_thresh", type=float, default=None,
+                        help="cosine similarity below which a face is 'unknown' (default: the recognizer's own "
+                             f"threshold from its model.yaml, else {DEFAULT_REC_THRESHOLD}, measured for SFace)")
     parser.add_argument("--cdd_num", type=int, default=DEFAULT_CANDIDATES,
                         help=f"gallery candidates that vote for a name (default {DEFAULT_CANDIDATES})")
     parser.add_argument("--cpu_threads", type=int, default=2)
@@ -114,6 +115,8 @@ def main(argv=None) -> int:
                             search_backend=args.search_backend, **device_options(args))
     if args.build_index:
         return build_or_import(args, analyzer)
+    if analyzer.index is not None:
+        print(f"recognition threshold {analyzer.rec_thresh:.4f}: {analyzer.rec_thresh_source}")
     report = run_on_input(analyzer, args.input, args.output)
     print_results(report)
     if report.failed:

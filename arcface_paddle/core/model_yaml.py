@@ -13,6 +13,14 @@ Every folder in ``inference_model/`` (and every export) holds the program + para
     model_id: 3f2a...            # sha256 (first 16 hex) of inference.pdiparams: a gallery remembers it
     detector: {...}              # detection only: anchors, thresholds, keypoint names (blazeface_paddle)
     source: {...}                # optional: where imported weights came from, checksum, licence
+    thresholds:                  # recognition, optional: written by `valid.py --write_thresholds lfw`
+      target: lfw                # the verification set they were measured on
+      pairs: 6000
+      protocol: exact
+      best_accuracy: 0.4912      # cosine similarity with the best accuracy there (the pipeline's default)
+      accuracy: 0.9951           # accuracy at it
+      far: {1e-02: 0.31, 1e-03: 0.41, 1e-04: 0.52}   # lowest cosine threshold keeping FAR at or under each
+      model_id: 3f2a...          # the weights measured (must equal model_id above)
 """
 from __future__ import annotations
 
@@ -45,6 +53,7 @@ class ModelConfig:
     model_id: Optional[str] = None
     detector: Optional[dict] = None
     source: Optional[dict] = None
+    thresholds: Optional[dict] = None
 
     def program_path(self, model_dir: str) -> str:
         return os.path.join(model_dir, PROGRAM_NAMES[self.format])
@@ -107,7 +116,62 @@ def load_model_config(model_dir: str) -> ModelConfig:
         raise ToolkitError(f"{path}: color_order must be RGB or BGR, found {config.color_order!r}")
     if len(config.input_size) != 2 or len(config.mean) != 3 or len(config.std) != 3:
         raise ToolkitError(f"{path}: input_size needs [height, width] and mean/std three values each")
+    if config.thresholds is not None:
+        check_thresholds(path, config.thresholds, config.model_id)
     for file_path in (config.program_path(model_dir), config.params_path(model_dir)):
         if not os.path.isfile(file_path):
             raise ToolkitError(f"{file_path}: model file missing (model.yaml names format {config.format!r})")
     return config
+
+
+THRESHOLD_KEYS = {"target": str, "pairs": int, "protocol": str, "best_accuracy": float, "accuracy": float,
+                  "far": dict, "model_id": str}
+
+
+def _cosine(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and -1.0 <= float(value) <= 1.0 + 1e-6
+
+
+def check_thresholds(path: str, thresholds, model_id: Optional[str]) -> None:
+    """The ``thresholds`` field: known keys of the right kinds, cosine values in [-1, 1], FAR keys that are
+    rates in (0, 1), and measured on these weights (``model_id`` equal to the model's)."""
+    if not isinstance(thresholds, dict):
+        raise ToolkitError(f"{path}: thresholds must be a mapping, found {type(thresholds).__name__}")
+    unknown = sorted(set(thresholds) - set(THRESHOLD_KEYS))
+    if unknown:
+        raise ToolkitError(f"{path}: unknown key(s) in thresholds: {', '.join(map(str, unknown))}")
+    if "best_accuracy" not in thresholds:
+        raise ToolkitError(f"{path}: thresholds needs best_accuracy (a cosine similarity)")
+    for key, kind in THRESHOLD_KEYS.items():
+        value = thresholds.get(key)
+        if value is None:
+            continue
+        if kind is float and not _cosine(value):
+            raise ToolkitError(f"{path}: thresholds.{key} must be a number in [-1, 1], found {value!r}")
+        if kind in (str, dict) and not isinstance(value, kind):
+            raise ToolkitError(f"{path}: thresholds.{key} must be {'text' if kind is str else 'a mapping'}, "
+                               f"found {value!r}")
+        if kind is int and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ToolkitError(f"{path}: thresholds.{key} must be a positive whole number, found {value!r}")
+    for far, value in (thresholds.get("far") or {}).items():
+        try:
+            rate = float(far)
+        except (TypeError, ValueError):
+            rate = -1.0
+        if not 0.0 < rate < 1.0:
+            raise ToolkitError(f"{path}: thresholds.far key {far!r} is not a false accept rate in (0, 1)")
+        if not _cosine(value):
+            raise ToolkitError(f"{path}: thresholds.far[{far}] must be a number in [-1, 1], found {value!r}")
+    measured = thresholds.get("model_id")
+    if measured and model_id and str(measured) != str(model_id):
+        raise ToolkitError(f"{path}: thresholds were measured on model_id {measured} but the weights are "
+                           f"{model_id}; re-run valid.py --write_thresholds")
+
+
+def model_threshold(config: ModelConfig) -> Optional[tuple]:
+    """``(cosine threshold, where it comes from)`` of a recognition model that carries thresholds, else None."""
+    if not config.thresholds:
+        return None
+    measured = config.thresholds
+    target = measured.get("target", "a verification set")
+    return float(measured["best_accuracy"]), f"the model's best-accuracy threshold on {target}"

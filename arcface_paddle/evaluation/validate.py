@@ -1,19 +1,31 @@
 """Validate a training checkpoint or an exported model on verification ``.bin`` targets (``valid.py``).
 
 Data flow: ``DIR/NAME.bin`` → images (resized to the model's input size if needed) → embeddings of
-image + flip → :func:`evaluate_embeddings` → table, ``results.json``, ``roc_NAME.png``.
+image + flip → :func:`evaluate_embeddings` → table, ``results.json``, ``roc_NAME.png``.  A checkpoint runs
+through the same Paddle Inference path as its exported model (:mod:`..inference.layer_predictor`): same
+speed, identical numbers.  :func:`write_model_thresholds` stores a target's operating thresholds in an
+exported model's ``model.yaml``, where the pipeline finds them.
 """
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.core.model_yaml import MODEL_CONFIG_NAME, PROGRAM_NAMES
+from arcface_paddle.core.model_yaml import (
+    MODEL_CONFIG_NAME,
+    PROGRAM_NAMES,
+    load_model_config,
+    save_model_config,
+)
 from arcface_paddle.data.verification_bin import load_verification_bin
+from arcface_paddle.evaluation.metrics import DEFAULT_FARS
 from arcface_paddle.evaluation.report import results_table, write_results_json
 from arcface_paddle.evaluation.roc_plot import plot_roc
-from arcface_paddle.evaluation.verification import VerificationResult, evaluate_images, layer_embed_fn
+from arcface_paddle.evaluation.verification import VerificationResult, check_protocol, evaluate_images, far_label
+from arcface_paddle.inference.layer_predictor import predictor_from_layer
 from arcface_paddle.inference.recognizer import RecognitionPredictor
 from arcface_paddle.preprocessing import REC_IMAGE_SIZE
 
@@ -66,21 +78,30 @@ def load_embedder(model_path: str, network: Optional[str] = None, cpu_threads: i
     from arcface_paddle.backbones.loading import load_backbone  # heavy (paddle): imported on first use
 
     layer, meta = load_backbone(model_path, network=network, **backbone_kwargs)
-    size = (meta.get("backbone_kwargs") or {}).get("input_size") or REC_IMAGE_SIZE
+    size = int((meta.get("backbone_kwargs") or {}).get("input_size") or REC_IMAGE_SIZE)
     info = {"path": model_path, "kind": "checkpoint", "network": meta.get("network"),
             "embedding_size": meta.get("embedding_size"), "step": meta.get("step"), "epoch": meta.get("epoch")}
-    return layer_embed_fn(layer), info, [int(size), int(size)]
+    predictor = predictor_from_layer(layer, network=meta["network"], input_size=[size, size],
+                                     cpu_threads=cpu_threads, batch_size=2 * batch_size)
+    return predictor.embed, info, [size, size]
 
 
 def validate(model_path: str, targets, data_dir: str, output_dir: Optional[str] = None, batch_size: int = 64,
              cpu_threads: int = 2, network: Optional[str] = None, progress: bool = True, plot: bool = True,
-             backbone_kwargs: Optional[dict] = None) -> Tuple[Dict[str, VerificationResult], str]:
+             backbone_kwargs: Optional[dict] = None, protocol: str = "exact", fars: Sequence[float] = DEFAULT_FARS,
+             write_thresholds: Optional[str] = None) -> Tuple[Dict[str, VerificationResult], str]:
     """Evaluate every target; returns ``(results, table text)`` and, with ``output_dir``, writes
-    ``results.json`` and ``roc_<target>.png`` there."""
+    ``results.json`` and ``roc_<target>.png`` there.  ``write_thresholds``: a target whose thresholds go
+    into the (exported) model's ``model.yaml``."""
 
     if batch_size < 1:
         raise ToolkitError(f"batch size must be >= 1, got {batch_size}")
-    paths = target_paths(parse_targets(targets), data_dir)
+    check_protocol(protocol)
+    fars = check_fars(fars)
+    names = parse_targets(targets)
+    if write_thresholds is not None:
+        check_thresholds_request(model_path, write_thresholds, names)
+    paths = target_paths(names, data_dir)
     embed, info, input_size = load_embedder(model_path, network=network, cpu_threads=cpu_threads,
                                             batch_size=batch_size, **(backbone_kwargs or {}))
     results: Dict[str, VerificationResult] = {}
@@ -88,10 +109,12 @@ def validate(model_path: str, targets, data_dir: str, output_dir: Optional[str] 
         images, issame = load_verification_bin(path, image_size=tuple(input_size))
         try:
             results[name] = evaluate_images(embed, images, issame, batch_size=batch_size, progress=progress,
-                                            desc=name)
+                                            desc=name, protocol=protocol, fars=fars)
         except ToolkitError as error:
             raise ToolkitError(f"{path}: {error}") from None
     table = results_table(results)
+    if write_thresholds is not None:
+        write_model_thresholds(model_path, write_thresholds, results[write_thresholds])
     if output_dir:
         os.makedirs(output_dir, exist_ok=True)
         write_results_json(os.path.join(output_dir, RESULTS_JSON), results, info)
@@ -102,3 +125,50 @@ def validate(model_path: str, targets, data_dir: str, output_dir: Optional[str] 
                 if result.auc is not None:          # both genuine and impostor pairs present
                     plot_roc(result, os.path.join(output_dir, f"roc_{name}.png"), name, subtitle=label)
     return results, table
+
+
+def check_fars(fars) -> tuple:
+    """FARs as a tuple of rates in (0, 1) (``"1e-2,1e-3"`` or numbers)."""
+    items = fars.split(",") if isinstance(fars, str) else list(fars)
+    try:
+        values = tuple(float(item) for item in items if str(item).strip())
+    except ValueError:
+        raise ToolkitError(f"FARs must be numbers like 1e-3, got {fars!r}") from None
+    if not values or any(not 0.0 < value < 1.0 for value in values):
+        raise ToolkitError(f"FARs must be false accept rates in (0, 1), got {fars!r}")
+    return values
+
+
+def check_thresholds_request(model_path: str, target: str, targets: Sequence[str]) -> None:
+    """Refuse, before any slow work, a threshold write that cannot happen."""
+    if target not in targets:
+        raise ToolkitError(f"--write_thresholds {target}: not among the targets evaluated ({','.join(targets)})")
+    if not is_inference_model(model_path):
+        raise ToolkitError(f"{model_path}: thresholds are written into an exported model's {MODEL_CONFIG_NAME}; "
+                           f"export the checkpoint first (export_inference_model.py) and validate that folder")
+    config = load_model_config(model_path)
+    if config.task != "recognition":
+        raise ToolkitError(f"{os.path.join(model_path, MODEL_CONFIG_NAME)}: task is {config.task!r}, "
+                           f"thresholds belong to recognition models")
+
+
+def model_thresholds(target: str, result: VerificationResult, model_id: Optional[str]) -> dict:
+    """The ``thresholds`` field of ``model.yaml`` from one target's result (cosine values: FAR thresholds rounded
+    up to 1e-6, so rounding never lets more impostors in)."""
+    thresholds = {"target": target, "pairs": int(result.num_pairs), "protocol": result.protocol,
+                  "best_accuracy": round(float(result.best_threshold), 6),
+                  "accuracy": round(float(result.best_accuracy if result.best_accuracy is not None
+                                          else result.accuracy), 6),
+                  "far": {far_label(far): math.ceil(result.threshold_at_far[far] * 1e6) / 1e6
+                          for far in result.fars if far in result.threshold_at_far}}
+    if model_id:
+        thresholds["model_id"] = str(model_id)
+    return thresholds
+
+
+def write_model_thresholds(model_dir: str, target: str, result: VerificationResult) -> dict:
+    """Store ``target``'s thresholds in ``model_dir/model.yaml`` (atomically; every other key kept)."""
+    config = load_model_config(model_dir)
+    thresholds = model_thresholds(target, result, config.model_id)
+    save_model_config(model_dir, dataclasses.replace(config, thresholds=thresholds))
+    return thresholds

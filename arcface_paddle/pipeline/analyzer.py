@@ -20,7 +20,7 @@ import numpy as np
 
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.images import read_image
-from arcface_paddle.core.model_yaml import load_model_config, params_fingerprint
+from arcface_paddle.core.model_yaml import ModelConfig, load_model_config, model_threshold, params_fingerprint
 from arcface_paddle.core.shipped_models import DEFAULT_DETECTOR, DEFAULT_RECOGNIZER
 from arcface_paddle.inference.recognizer import RecognitionPredictor
 from arcface_paddle.pipeline import face_alignment as alignment
@@ -71,6 +71,24 @@ class CompareResult:
     threshold: float
     faces: tuple                 # the Face used in each image
     crops: tuple                 # the aligned crops fed to the recognizer (RGB uint8)
+    threshold_source: str = "given"   # where the threshold came from (given, the model's model.yaml, default)
+
+
+def recognition_threshold(config: ModelConfig) -> tuple[float, str]:
+    """``(cosine threshold, where it comes from)`` when the user gives none: the model's own best-accuracy
+    threshold from its ``model.yaml`` (written by ``valid.py --write_thresholds``), else the SFace default."""
+    measured = model_threshold(config)
+    if measured is not None:
+        return measured
+    source = "default, measured for the shipped SFace model"
+    try:
+        shipped = config.model_id is not None and config.model_id == load_model_config(DEFAULT_REC_MODEL).model_id
+    except ToolkitError:     # an installation without the shipped model
+        shipped = False
+    if shipped:
+        return DEFAULT_REC_THRESHOLD, source
+    return DEFAULT_REC_THRESHOLD, (f"{source} — NOT for this model: its model.yaml has no thresholds "
+                                   f"(valid.py --write_thresholds TARGET adds them)")
 
 
 def largest_face(faces: Sequence[Face]) -> Optional[Face]:
@@ -99,7 +117,7 @@ class FaceAnalyzer:
 
     def __init__(self, det_model: Optional[str] = None, rec_model: Optional[str] = None,
                  index: Union[str, GalleryIndex, None] = None, det_thresh: Optional[float] = None,
-                 rec_thresh: float = DEFAULT_REC_THRESHOLD, cdd_num: int = DEFAULT_CANDIDATES,
+                 rec_thresh: Optional[float] = None, cdd_num: int = DEFAULT_CANDIDATES,
                  cpu_threads: int = 2, use_gpu: bool = False, align: bool = True, det: bool = True,
                  rec: bool = True, font: Optional[str] = None, search_backend: str = "numpy",
                  use_tensorrt: bool = False, precision: str = "fp32", gpu_id: int = 0,
@@ -108,7 +126,8 @@ class FaceAnalyzer:
             raise ToolkitError("nothing to do: enable detection (--det), recognition (--rec) or both")
         if int(cdd_num) < 1:
             raise ToolkitError(f"cdd_num (gallery candidates that vote) must be >= 1, got {cdd_num}")
-        self.rec_thresh = float(rec_thresh)
+        self.rec_thresh = DEFAULT_REC_THRESHOLD if rec_thresh is None else float(rec_thresh)
+        self.rec_thresh_source = "default, measured for the shipped SFace model" if rec_thresh is None else "given"
         self.cdd_num = int(cdd_num)
         self.align = bool(align)
         self.uses_detector = bool(det)
@@ -124,6 +143,8 @@ class FaceAnalyzer:
             if self.rec_config.task != "recognition":
                 raise ToolkitError(f"{self.rec_model_dir}: model.yaml says task {self.rec_config.task!r}, "
                                    "expected a recognition model")
+            if rec_thresh is None:
+                self.rec_thresh, self.rec_thresh_source = recognition_threshold(self.rec_config)
             if index is not None:
                 self.set_index(index)
         elif index is not None:
@@ -238,13 +259,14 @@ class FaceAnalyzer:
         """Cosine similarity of the largest face in each image, and same/different at ``threshold``."""
         if self.recognizer is None:
             raise ToolkitError("compare needs recognition enabled")
+        source = self.rec_thresh_source if threshold is None else "given"
         threshold = self.rec_thresh if threshold is None else float(threshold)
         face1, crop1 = self.embed_largest_face(image1)
         face2, crop2 = self.embed_largest_face(image2)
         similarity = float(np.clip(face1.embedding @ face2.embedding, -1.0, 1.0))
         return CompareResult(similarity=similarity, distance=embedding_distance(similarity),
                              same_person=similarity >= threshold, threshold=threshold, faces=(face1, face2),
-                             crops=(crop1, crop2))
+                             crops=(crop1, crop2), threshold_source=source)
 
     def build_index(self, img_dir: Optional[str] = None, label_file: Optional[str] = None,
                     output: Optional[str] = None, append: bool = False, progress: bool = True):
