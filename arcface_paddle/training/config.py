@@ -49,6 +49,7 @@ DEFAULTS = {
     "fp16": False,                      # AMP fp16 on GPU (ignored with a warning on CPU)
     "sync_bn": False,                   # multi-process: batch-norm statistics over the global batch
     "device": "auto",                   # auto (GPU when paddle has one) | cpu | gpu
+    "cpu_threads": 0,                   # CPU math threads per process; 0 → cores available / processes here
     "seed": 2024,
     # --- data
     "data": {
@@ -63,7 +64,8 @@ DEFAULTS = {
     },
     # --- validation on .bin pairs (paths, or names looked up as <data.root>/<name>.bin)
     "validation": {"targets": [], "every_steps": 2000, "batch_size": 64,
-                   "fars": [1e-2, 1e-3, 1e-4]},   # TAR@FAR reported where the impostor count can measure it
+                   "fars": [1e-2, 1e-3, 1e-4],    # TAR@FAR reported where the impostor count can measure it
+                   "protocol": "exact"},          # exact | reference (insightface's grid; docs/training_runs.md)
     # --- output
     "output": "output/run",
     "logdir": None,                     # VisualDL folder; None → <output>/vdl
@@ -85,6 +87,7 @@ CHOICES = {
     "device": ("auto", "cpu", "gpu"),
     "center_loss.update": ("gradient", "mean"),
     "triplet.mining": ("semi_hard", "batch_all", "batch_hard"),
+    "validation.protocol": ("exact", "reference"),
 }
 
 # The seed train.py's flags and the config key each sets.
@@ -96,9 +99,14 @@ FLAG_KEYS = {
 
 
 def load_config(path: Optional[str] = None, *, overrides: Iterable[str] = (),
-                flags: Optional[Mapping[str, object]] = None) -> dict:
-    """Resolve a full config: defaults ← YAML (with its ``base:`` chain) ← flags ← ``-o`` overrides."""
+                flags: Optional[Mapping[str, object]] = None, saved: Optional[dict] = None,
+                saved_source: str = "saved config") -> dict:
+    """Resolve a full config: defaults ← YAML (with its ``base:`` chain) ← flags ← ``-o`` overrides.
+
+    ``saved``: a run's resolved config (what ``--resume`` continues) used instead of a YAML file."""
     config = copy.deepcopy(DEFAULTS)
+    if saved is not None:
+        _merge(config, copy.deepcopy(saved), source=saved_source)
     if path:
         _merge(config, read_yaml_chain(path), source=path)
     for flag, value in (flags or {}).items():
@@ -145,6 +153,9 @@ def validate(config: dict) -> None:
     for key in ("batch_size", "num_epochs"):
         if not config[key] or config[key] <= 0:
             raise ToolkitError(f"config {key}: must be positive, found {config[key]!r}")
+    if config["cpu_threads"] < 0:
+        raise ToolkitError(f"config cpu_threads: must be >= 0 (0: one per core available), "
+                           f"found {config['cpu_threads']!r}")
     if not 0.0 < float(config["sample_ratio"]) <= 1.0:
         raise ToolkitError(f"config sample_ratio: must be in (0, 1], found {config['sample_ratio']!r}")
     _check_schedule_values(config)

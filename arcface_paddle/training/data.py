@@ -13,6 +13,7 @@ import numpy as np
 import paddle
 
 from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.core.processes import WorkerDiesWithParent
 from arcface_paddle.core.samplers import GlobalBatchSampler, IdentityBatchSampler
 from arcface_paddle.data.datasets import ImageFolderDataset, ShardDataset, SyntheticDataset
 from arcface_paddle.data.verification_bin import load_verification_bin
@@ -89,8 +90,10 @@ def build_train_data(config: dict, rank: int, world_size: int) -> TrainData:
         sampler = GlobalBatchSampler(len(dataset), config["batch_size"], rank=rank, world_size=world_size,
                                      seed=config["seed"])
     workers = int(data_config["num_workers"])
+    # Workers exit when the trainer dies, even by kill -9 (they would otherwise linger for minutes).
     loader = paddle.io.DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
-                                  use_shared_memory=workers > 0, persistent_workers=workers > 0)
+                                  use_shared_memory=workers > 0, persistent_workers=workers > 0,
+                                  worker_init_fn=WorkerDiesWithParent() if workers > 0 else None)
     return TrainData(dataset, sampler, loader, num_classes, int(data_config["image_size"]))
 
 

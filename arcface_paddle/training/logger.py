@@ -4,6 +4,8 @@ Console line::
 
     epoch 1/25 step 1200/90000 loss 12.3456 lr 0.100000 images/s 950.2 eta 2:41:07
 
+(``90000``: the step the run stops at — ``max_steps`` when set, and the ETA counts to it.)
+
 VisualDL tags: ``train/loss``, ``train/lr``, ``train/images_per_second``, extra training terms
 (``train/center_loss`` ...), and per validation target ``val/<name>/accuracy``, ``val/<name>/xnorm``,
 ``val/<name>/tar@far=1e-03`` ...  (scalars only: VisualDL's pr/roc curves break with numpy 2).
@@ -16,6 +18,8 @@ import logging
 import sys
 import time
 from typing import Mapping, Optional
+
+from arcface_paddle.evaluation.verification import far_label
 
 LOGGER_NAME = "arcface_paddle.train"
 
@@ -36,7 +40,7 @@ class TrainLogger:
     """Collects per-step values, prints averaged console lines and writes VisualDL scalars."""
 
     def __init__(self, *, total_steps: int, num_epochs: int, log_every: int = 10, logdir: Optional[str] = None,
-                 rank: int = 0, start_step: int = 0):
+                 rank: int = 0, start_step: int = 0, records_file: str = ""):
         self.total_steps, self.num_epochs = int(total_steps), int(num_epochs)
         self.log_every = max(int(log_every), 1)
         self.rank = rank
@@ -45,7 +49,7 @@ class TrainLogger:
         if logdir and rank == 0:
             from visualdl import LogWriter  # slow to import: only when logging is on
 
-            self.writer = LogWriter(logdir=logdir)
+            self.writer = LogWriter(logdir=logdir, file_name=records_file)    # appends to records_file if given
         self._window_start = time.perf_counter()
         self._window_images = 0
         self._window_steps = 0
@@ -84,12 +88,16 @@ class TrainLogger:
 
     def validation(self, name: str, result, step: int) -> None:
         """Log a verification result (evaluation.verification.VerificationResult) for target ``name``."""
+        tars = " ".join(f"{far_label(far)} {result.tar_at_far[far]:.4f}" if far in result.tar_at_far
+                        else f"{far_label(far)} -" for far in result.fars)
         self.console.info(f"[{name}] step {step} accuracy {result.accuracy:.4f} ± {result.accuracy_std:.4f} "
-                          f"xnorm {result.xnorm:.3f} threshold {result.best_threshold:.3f}")
+                          f"xnorm {result.xnorm:.3f} threshold {result.best_threshold:.3f}"
+                          + (f" TAR@FAR {tars}" if tars else ""))
         self.scalar(f"val/{name}/accuracy", result.accuracy, step)
         self.scalar(f"val/{name}/xnorm", result.xnorm, step)
-        for far, tar in result.tar_at_far.items():
-            self.scalar(f"val/{name}/tar@far={far:.0e}", tar, step)
+        for far in result.fars:      # an FAR the impostor count cannot measure has no point to draw
+            if far in result.tar_at_far:
+                self.scalar(f"val/{name}/tar@far={far_label(far)}", result.tar_at_far[far], step)
 
     def scalar(self, tag: str, value: float, step: int) -> None:
         if self.writer is not None:
@@ -101,6 +109,11 @@ class TrainLogger:
         self._window_images = 0
         self._window_steps = 0
         self._sums = {}
+
+    def flush(self) -> None:
+        """Write pending VisualDL records to disk now (they are otherwise flushed every two minutes)."""
+        if self.writer is not None:
+            self.writer.flush()
 
     def close(self) -> None:
         if self.writer is not None:

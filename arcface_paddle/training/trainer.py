@@ -1,8 +1,9 @@
 """Recognition training, top to bottom: data → backbone → PartialFC / triplet (+ center) → optimiser → loop.
 
 ``train(config)`` runs one process of a (possibly multi-process) run; ``config`` comes from
-:func:`.config.load_config`.  Multi-process: ``python -m paddle.distributed.launch --nproc_per_node N
-train.py ...`` (gloo on CPU, NCCL on GPU).  Each step:
+:func:`.config.load_config`.  Multi-process: ``train.py --nproc_per_node N ...`` (or ``python -m
+paddle.distributed.launch --nproc_per_node N train.py ...``; gloo on CPU, NCCL on GPU).  On CPU each process
+uses cores available / processes math threads (``cpu_threads``).  Each step:
 
 1. this rank's slice of the global batch (deterministic in (seed, epoch); flips in (seed, epoch, batch));
 2. embeddings = backbone(images) (under AMP fp16 on GPU when ``fp16``);
@@ -13,28 +14,30 @@ train.py ...`` (gloo on CPU, NCCL on GPU).  Each step:
 5. optional global-norm clipping; optimizer step at ``lr_at(step)``.
 
 Checkpoints every ``checkpoint_every_steps``, at each epoch end and at the end; validation on the ``.bin``
-targets every ``validation.every_steps`` and at the end (rank 0).
+targets every ``validation.every_steps`` and at the end (rank 0, through the inference predictor).  A start
+is recorded in the run's config history and continues its VisualDL records (:mod:`.run_config`,
+:mod:`.visualdl_records`).
 """
 from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 from typing import Dict, List, Optional
 
 import numpy as np
 import paddle
 import paddle.distributed as dist
 
-from arcface_paddle.core.checkpoint import latest_checkpoint
+from arcface_paddle.core.checkpoint import latest_checkpoint, read_meta
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.lr_schedule import lr_at, schedule_from_config
-from arcface_paddle.core.safe_io import atomic_write
-from arcface_paddle.core.yaml_config import dump_config
-from arcface_paddle.evaluation.verification import evaluate_layer
+from arcface_paddle.core.processes import die_with_parent, set_math_threads, threads_per_process
 from arcface_paddle.losses.distributed import all_gather_rows, sum_gradient_rows, sum_gradients
 from arcface_paddle.training.amp import make_grad_scaler
 from arcface_paddle.training.components import Components, build_components
 from arcface_paddle.training.data import build_train_data, flip_mask, load_validation_targets
+from arcface_paddle.training.launcher import launch_logs_note, launched_by_paddle
 from arcface_paddle.training.logger import TrainLogger
 from arcface_paddle.training.optim import build_optimizer, clip_grad_norm
 from arcface_paddle.training.resume import (
@@ -45,7 +48,10 @@ from arcface_paddle.training.resume import (
     restore_training_state,
     save_training_state,
 )
+from arcface_paddle.training.run_config import check_resume_config, checkpoint_in_run, record_start
 from arcface_paddle.training.shared_output import check_output_shared
+from arcface_paddle.training.validation import evaluate_targets
+from arcface_paddle.training.visualdl_records import continue_records
 
 
 @dataclasses.dataclass
@@ -59,12 +65,18 @@ class TrainResult:
     rank: int = 0
 
 
-def train(config: dict) -> TrainResult:
-    """Train as ``config`` says (see config.DEFAULTS); returns what happened on this process."""
+def train(config: dict, *, allow_config_change: bool = False) -> TrainResult:
+    """Train as ``config`` says (see config.DEFAULTS); returns what happened on this process.
+
+    Resuming a checkpoint whose config differs from ``config`` in what is trained raises ToolkitError
+    unless ``allow_config_change`` (:mod:`.run_config`)."""
     rank, world_size, on_gpu = _setup_process(config["device"])
     check_output_shared(config["output"], rank, world_size)     # multi-node: before any work, not at a checkpoint
     logger = TrainLogger(total_steps=0, num_epochs=int(np.ceil(config["num_epochs"])),
                          log_every=config["log_every"], rank=rank)
+    threads = None if on_gpu else threads_per_process(int(config["cpu_threads"]))
+    if threads is not None:
+        set_math_threads(threads[0])
     if config["fp16"] and not on_gpu:
         logger.warning("fp16: AMP runs on GPU only; training in float32 on CPU")
     fp16 = bool(config["fp16"] and on_gpu)
@@ -94,7 +106,10 @@ def train(config: dict) -> TrainResult:
 
     # --- where to start: a checkpoint of this run, pretrained weights, or scratch
     state = TrainState()
+    changes = {}
     if resume_from:
+        changes = check_resume_config(config, read_meta(resume_from), resume_from, global_batch=global_batch,
+                                      allow_change=allow_config_change)
         state = restore_training_state(resume_from, config, parts, optimizer, num_classes=data.num_classes,
                                        global_batch=global_batch, rank=rank, world_size=world_size,
                                        scaler=scaler, log=logger.info)
@@ -108,20 +123,32 @@ def train(config: dict) -> TrainResult:
                                  skip=tuple(config["pretrained_skip"]), log=logger.info)
 
     if rank == 0:
-        _write_config(config)
+        history_file = record_start(config, step=state.step, world_size=world_size, resumed_from=resume_from,
+                                    changes=changes)
+        if changes:
+            logger.info(f"config changed on resume: {', '.join(changes)} (recorded in {history_file})")
         logdir = config["logdir"] or os.path.join(config["output"], "vdl")
-        logger = TrainLogger(total_steps=total_steps, num_epochs=logger.num_epochs, log_every=config["log_every"],
-                             logdir=logdir, rank=rank)
+        records, carried = continue_records(logdir, state.step)
+        logger = TrainLogger(total_steps=stop_step, num_epochs=logger.num_epochs, log_every=config["log_every"],
+                             logdir=logdir, rank=rank, records_file=records)
+        if carried:
+            logger.info(f"VisualDL: {carried} points of steps 1-{state.step} carried into {records}")
     else:
-        logger.total_steps = total_steps
+        logger.total_steps = stop_step
+    if launch_logs_note(config["output"]):
+        logger.info(launch_logs_note(config["output"]))
     logger.info(f"{config['network']} {config['loss']}: {len(data.dataset)} images, {data.num_classes} classes, "
                 f"{world_size} process(es) × batch {config['batch_size']} = {global_batch}, "
-                f"{data.steps_per_epoch} steps/epoch, {total_steps} steps, lr {schedule['base_lr']:.4g} "
-                f"({config['lr_schedule']}, warmup {schedule['warmup_steps']} steps)")
+                f"{data.steps_per_epoch} steps/epoch, {total_steps} steps"
+                + (f" (stopping at max_steps {stop_step})" if stop_step < total_steps else "")
+                + f", lr {schedule['base_lr']:.4g} ({config['lr_schedule']}, warmup {schedule['warmup_steps']} steps)"
+                + (f"; CPU threads {threads[0]} per process ({threads[1]})" if threads is not None else ""))
 
     history: List[dict] = []
     validation: Dict[str, List[dict]] = {}
-    last_saved, last_checkpoint = None, resume_from
+    # A resume with nothing left to do must not re-save (and so rewrite) the checkpoint it resumed from.
+    last_saved = state.step if resume_from and checkpoint_in_run(resume_from, config["output"]) else None
+    last_checkpoint = resume_from
     parts.train()
 
     def save():
@@ -132,12 +159,14 @@ def train(config: dict) -> TrainResult:
                                                   scaler=scaler)
             last_saved = state.step
             logger.info(f"saved checkpoint {last_checkpoint}")
+            logger.flush()      # the curves up to a checkpoint survive a kill: a resume starts from there
 
     def validate():
-        for target in targets:
-            result = _evaluate(parts.backbone, target, config["validation"])
-            logger.validation(target.name, result, state.step)
-            validation.setdefault(target.name, []).append(dict(result.as_dict(), step=state.step))
+        results = evaluate_targets(parts.backbone, targets, config, on_gpu=on_gpu,
+                                   cpu_threads=threads[0] if threads else 1, log=logger.warning)
+        for name, result in results.items():
+            logger.validation(name, result, state.step)
+            validation.setdefault(name, []).append(dict(result.as_dict(), step=state.step))
 
     try:
         while state.step < stop_step:
@@ -149,6 +178,8 @@ def train(config: dict) -> TrainResult:
                     images = _flip(images, flip_mask(config["seed"], state.epoch, state.batch_in_epoch,
                                                      global_batch, rank, config["batch_size"]))
                 paddle.seed(_step_seed(config["seed"], state.step, rank))
+                if parts.head is not None:      # sampled classes: a function of (seed, step), not of the rank
+                    parts.head.sampling_key = (int(config["seed"]), state.step)
                 terms = train_step(parts, optimizer, images, labels, config=config, world_size=world_size,
                                    scaler=scaler)
                 if not np.isfinite(terms["loss"]):
@@ -247,12 +278,6 @@ def _step_seed(seed: int, step: int, rank: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(step), int(rank)]).generate_state(1)[0] % (2 ** 31 - 1))
 
 
-def _evaluate(backbone, target, options: dict):
-    return evaluate_layer(backbone, target.images, target.issame, batch_size=int(options["batch_size"]),
-                          fars=tuple(float(far) for far in options["fars"]), progress=True,
-                          desc=f"validating {target.name}")
-
-
 def _setup_process(device: str):
     """Pick the device and join the process group when launched with several processes."""
     has_gpu = paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
@@ -265,6 +290,8 @@ def _setup_process(device: str):
     else:
         paddle.set_device("cpu")
     world = int(os.environ.get("PADDLE_TRAINERS_NUM", "1"))
+    if launched_by_paddle():
+        die_with_parent(signal.SIGTERM)     # a killed launcher takes its ranks with it
     if world > 1 and not dist.is_initialized():
         dist.init_parallel_env()
     if dist.is_initialized():
@@ -277,8 +304,3 @@ def _refuse_old_checkpoints(output: str) -> None:
     if existing:
         raise ToolkitError(f"{output}: already holds checkpoints ({os.path.basename(existing)}); continue that run "
                            f"with --resume, or choose another --output")
-
-
-def _write_config(config: dict) -> None:
-    with atomic_write(os.path.join(config["output"], "config.yaml"), "w") as handle:
-        handle.write(dump_config(config))
