@@ -8,7 +8,8 @@ import pytest
 
 from arcface_paddle.backbones import get_model
 from arcface_paddle.core.checkpoint import save_checkpoint
-from arcface_paddle.core.errors import run_cli
+from arcface_paddle.core.errors import ToolkitError, run_cli
+from arcface_paddle.core.model_yaml import load_model_config
 from arcface_paddle.core.program_export import file_digests
 from arcface_paddle.data.synthetic import write_synthetic_verification_bin
 from arcface_paddle.evaluation import evaluate_layer
@@ -87,11 +88,84 @@ def test_valid_checkpoint_and_export_agree(workspace, scripts, capsys):
     assert status == 0
     exported = json.loads((root / "valid_exp" / "results.json").read_text())
     assert exported["model"]["kind"] == "inference" and exported["model"]["model_id"]
-    for name in ("lfw", "agedb_30"):
-        a, b = exported["targets"][name], report["targets"][name]
-        assert a["xnorm"] == pytest.approx(b["xnorm"], rel=1e-4)
-        assert a["best_threshold"] == pytest.approx(b["best_threshold"], abs=1e-4)
+    # The checkpoint ran through the same program as its export: every number is identical, not just close.
+    assert exported["targets"] == report["targets"]
     assert not (root / "valid_exp" / "roc_lfw.png").exists()
+
+
+def test_thresholds_written_into_model_yaml_and_used_by_compare(workspace, scripts, capsys, faces_dir):
+    root, _ = workspace
+    valid, export = scripts
+    model = root / "thresholded"
+    status, _, _ = _run(export.main, ["--pretrained_model", str(root / "train"), "--output", str(model)], capsys)
+    assert status == 0
+    # Refused before any work: a checkpoint has no model.yaml, and the target must be one evaluated.
+    status, _, err = _run(valid.main, ["--model", str(root / "train"), "--targets", "lfw", "--data_dir",
+                                       str(root / "data"), "--write_thresholds", "lfw", "--quiet"], capsys)
+    assert status == 2 and "export the checkpoint first" in err
+    status, _, err = _run(valid.main, ["--model", str(model), "--targets", "lfw", "--data_dir", str(root / "data"),
+                                       "--write_thresholds", "agedb_30", "--quiet"], capsys)
+    assert status == 2 and "not among the targets" in err
+    before = load_model_config(str(model))
+    status, out, _ = _run(valid.main, ["--model", str(model), "--targets", "lfw,agedb_30", "--data_dir",
+                                       str(root / "data"), "--write_thresholds", "lfw", "--fars", "1e-1,1e-2",
+                                       "--output", str(root / "valid_thr"), "--quiet", "--no_plot"], capsys)
+    assert status == 0 and "thresholds of lfw" in out
+    result = json.loads((root / "valid_thr" / "results.json").read_text())["targets"]["lfw"]
+    config = load_model_config(str(model))
+    assert config.model_id == before.model_id and config.network == before.network     # the rest kept
+    assert config.thresholds["target"] == "lfw" and config.thresholds["model_id"] == config.model_id
+    assert config.thresholds["best_accuracy"] == pytest.approx(result["best_threshold"], abs=1e-6)
+    assert list(config.thresholds["far"]) == ["1e-01"]            # 20 impostor pairs cannot measure 1e-2
+    assert config.thresholds["far"]["1e-01"] >= result["threshold_at_far"]["1e-01"]
+    assert list(result["tar_at_far"]) == ["1e-01", "1e-02"] and result["tar_at_far"]["1e-02"] is None
+
+    # The pipeline and compare use the model's own threshold unless given one, and say which.
+    from arcface_paddle.pipeline.analyzer import FaceAnalyzer
+
+    analyzer = FaceAnalyzer(rec_model=str(model))
+    assert analyzer.rec_thresh == config.thresholds["best_accuracy"]
+    assert "best-accuracy threshold on lfw" in analyzer.rec_thresh_source
+    from arcface_paddle.cli.compare import main as compare_main
+
+    pair = [str(faces_dir / "obama.jpg"), str(faces_dir / "biden.jpg")]
+    status, out, _ = _run(compare_main, [*pair, "--rec_model", str(model)], capsys)
+    assert status == 0 and f"threshold {config.thresholds['best_accuracy']:.4f}: the model's best-accuracy" in out
+    status, out, _ = _run(compare_main, [*pair, "--rec_model", str(model), "--threshold", "0.3"], capsys)
+    assert status == 0 and "threshold 0.3000: given" in out
+    status, out, _ = _run(compare_main, [*pair, "--rec_model", str(root / "exported")], capsys)
+    assert status == 0 and "threshold 0.4000: default, measured for the shipped SFace model — NOT for this" in out
+    status, out, _ = _run(compare_main, pair, capsys)              # the shipped SFace: its own default
+    assert status == 0 and out.rstrip().endswith("threshold 0.4000: default, measured for the shipped SFace model")
+
+
+@pytest.mark.parametrize("thresholds, message", [
+    ({"far": {"1e-3": 0.4}}, "needs best_accuracy"),
+    ({"best_accuracy": 1.5}, "best_accuracy must be a number in [-1, 1]"),
+    ({"best_accuracy": 0.4, "far": {"2": 0.5}}, "not a false accept rate"),
+    ({"best_accuracy": 0.4, "far": {"1e-3": "high"}}, "far[1e-3] must be a number"),
+    ({"best_accuracy": 0.4, "model_id": "0123456789abcdef"}, "measured on model_id 0123456789abcdef"),
+    ({"best_accuracy": 0.4, "colour": "red"}, "unknown key(s) in thresholds: colour"),
+    (0.4, "thresholds must be a mapping"),
+])
+def test_model_yaml_thresholds_validated_on_load(workspace, scripts, capsys, tmp_path, thresholds, message):
+    import shutil
+
+    import yaml
+
+    root, _ = workspace
+    if not (root / "exported").exists():
+        _, export = scripts
+        assert _run(export.main, ["--pretrained_model", str(root / "train"), "--output", str(root / "exported")],
+                    capsys)[0] == 0
+    model = tmp_path / "model"
+    shutil.copytree(root / "exported", model)
+    raw = yaml.safe_load((model / "model.yaml").read_text())
+    raw["thresholds"] = thresholds
+    (model / "model.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ToolkitError) as error:
+        load_model_config(str(model))
+    assert message in str(error.value) and str(model / "model.yaml") in str(error.value)
 
 
 def test_export_cli_reproducible_and_pdparams(workspace, scripts, capsys):
