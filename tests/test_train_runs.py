@@ -53,8 +53,13 @@ def _read(path):
 
 
 def test_resume_keeps_the_runs_config_and_curves(repo_root, tmp_path, heldout, capsys):
+    from visualdl import LogWriter
+
     run = tmp_path / "run"
     options = OPTIONS + [f"validation.targets=[{heldout}]"]
+    foreign = LogWriter(logdir=str(run / "vdl"), file_name="vdlrecords.0000000001.log")   # another run's curves
+    foreign.add_scalar(tag="other/loss", value=1.0, step=5)
+    foreign.close()
     assert train_main(["-c", _tiny(repo_root), "--output", str(run), *_overrides(options)]) == 0
     out = capsys.readouterr().out
     assert "stopping at max_steps 9" in out and "step 9/9" in out and "eta 0:00:00" in out
@@ -71,7 +76,9 @@ def test_resume_keeps_the_runs_config_and_curves(repo_root, tmp_path, heldout, c
     assert "at step 6" in out and "step 9/9" in out
     for tag in ("train/loss", "train/lr", "val/heldout/accuracy", "val/heldout/tar@far=1e-02"):
         assert [step for step, _ in _points(run / "vdl", tag)] == [3, 6, 9], tag     # once each, none lost
-    assert len([name for name in os.listdir(run / "vdl") if "vdlrecords" in name]) == 1
+    assert sorted(name for name in os.listdir(run / "vdl") if "vdlrecords" in name)[0] == "vdlrecords.0000000001.log"
+    assert len([name for name in os.listdir(run / "vdl") if "vdlrecords" in name]) == 2      # ours + the foreign
+    assert _points(run / "vdl", "other/loss") == []                                     # not carried into ours
 
     # Nothing left to do: nothing is rewritten.
     meta, config_yaml = _read(ckpt_9 / "meta.json"), _read(run / "config.yaml")
@@ -100,6 +107,7 @@ def test_resume_keeps_the_runs_config_and_curves(repo_root, tmp_path, heldout, c
     assert _read(ckpt_9 / "meta.json") == meta
     assert [step for step, _ in _points(run / "vdl", "train/loss")] == [3, 6, 9, 12]
     assert [step for step, _ in _points(run / "vdl", "val/heldout/accuracy")] == [3, 6, 9, 12]
+    assert (run / "vdl" / "vdlrecords.0000000001.log").exists()                         # never removed
 
     # The same steps without validation, uninterrupted: validating (through the predictor) and resuming changed
     # nothing in the weights.

@@ -20,7 +20,7 @@ import datetime
 import json
 import os
 import sys
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import yaml
 
@@ -115,20 +115,39 @@ def check_resume_config(config: dict, meta: dict, checkpoint: str, *, global_bat
     return changes
 
 
+def read_history(output: str) -> Optional[List[dict]]:
+    """The entries of ``output/config_history.yaml`` (None when there is none)."""
+    path = os.path.join(output, HISTORY_NAME)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            loaded = yaml.safe_load(handle)
+    except yaml.YAMLError as error:
+        raise ToolkitError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    return [entry for entry in loaded if isinstance(entry, dict)] if isinstance(loaded, list) else []
+
+
+def run_records_files(output: str) -> Optional[List[str]]:
+    """The VisualDL records files the run's starts wrote (paths, oldest first); None without a history."""
+    history = read_history(output)
+    if history is None:
+        return None
+    return [os.path.join(output, entry["visualdl"]) for entry in history if entry.get("visualdl")]
+
+
 def record_start(config: dict, *, step: int, world_size: int, resumed_from: Optional[str],
-                 changes: Dict[str, Tuple[object, object]]) -> str:
+                 changes: Dict[str, Tuple[object, object]], records_file: Optional[str] = None) -> str:
     """Append this start to ``OUTPUT/config_history.yaml`` and write ``OUTPUT/config.yaml`` when the run's
-    config is new (first start) or changed.  Returns the history file's path."""
+    config is new (first start) or changed.  ``records_file``: the VisualDL file this start writes.
+    Returns the history file's path."""
     output = config["output"]
     history_path = os.path.join(output, HISTORY_NAME)
-    history = []
-    if os.path.isfile(history_path):
-        with open(history_path, "r", encoding="utf-8") as handle:
-            loaded = yaml.safe_load(handle)
-        history = loaded if isinstance(loaded, list) else []
+    history = read_history(output) or []
     entry = {"started": datetime.datetime.now().isoformat(timespec="seconds"), "step": int(step),
              "processes": int(world_size), "command": " ".join(sys.argv),
-             "resumed_from": os.path.relpath(resumed_from, output) if resumed_from else None}
+             "resumed_from": os.path.relpath(resumed_from, output) if resumed_from else None,
+             "visualdl": os.path.relpath(records_file, output) if records_file else None}
     if changes:
         entry["changes"] = {key: {"from": old, "to": new} for key, (old, new) in changes.items()}
     fresh = resumed_from is None

@@ -48,7 +48,12 @@ from arcface_paddle.training.resume import (
     restore_training_state,
     save_training_state,
 )
-from arcface_paddle.training.run_config import check_resume_config, checkpoint_in_run, record_start
+from arcface_paddle.training.run_config import (
+    check_resume_config,
+    checkpoint_in_run,
+    record_start,
+    run_records_files,
+)
 from arcface_paddle.training.shared_output import check_output_shared
 from arcface_paddle.training.validation import evaluate_targets
 from arcface_paddle.training.visualdl_records import continue_records
@@ -123,12 +128,12 @@ def train(config: dict, *, allow_config_change: bool = False) -> TrainResult:
                                  skip=tuple(config["pretrained_skip"]), log=logger.info)
 
     if rank == 0:
+        logdir = config["logdir"] or os.path.join(config["output"], "vdl")
+        records, carried = continue_records(logdir, state.step, run_records_files(config["output"]))
         history_file = record_start(config, step=state.step, world_size=world_size, resumed_from=resume_from,
-                                    changes=changes)
+                                    changes=changes, records_file=os.path.join(logdir, records))
         if changes:
             logger.info(f"config changed on resume: {', '.join(changes)} (recorded in {history_file})")
-        logdir = config["logdir"] or os.path.join(config["output"], "vdl")
-        records, carried = continue_records(logdir, state.step)
         logger = TrainLogger(total_steps=stop_step, num_epochs=logger.num_epochs, log_every=config["log_every"],
                              logdir=logdir, rank=rank, records_file=records)
         if carried:

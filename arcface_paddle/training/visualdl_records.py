@@ -2,11 +2,12 @@
 
 VisualDL 2.5.3 shows only the newest ``vdlrecords.*.log`` of a folder, and every ``LogWriter`` starts a new
 one, so after a resume the curves before it would vanish from the board.  At every start the trainer calls
-:func:`continue_records`: the scalars already logged in the folder up to the step the run restarts from are
-copied (with their original wall times) into a new records file, which the run then keeps writing, and the
-older files are removed once the new one is complete.  Points logged after the checkpoint by a run that was
-killed are dropped: the resumed run logs those steps again (the same values — resume is exact), and one
-step never shows two points.
+:func:`continue_records`: the scalars the run already logged up to the step it restarts from are copied
+(with their original wall times) into a new records file, which the run then keeps writing, and the run's
+older files are removed once the new one is complete.  The run's files are the ones its config history
+names (:mod:`.run_config`); files it does not know (another run sharing the folder) are never removed.
+Points logged after the checkpoint by a run that was killed are dropped: the resumed run logs those steps
+again (the same values — resume is exact), and one step never shows two points.
 """
 from __future__ import annotations
 
@@ -70,18 +71,18 @@ def _new_records_name(existing: List[str]) -> str:
     return f"{RECORDS_MARK}.{stamp:010d}.log"
 
 
-def continue_records(logdir: str, start_step: int) -> Tuple[str, int]:
-    """Start ``logdir``'s new records file holding every scalar logged there at steps ``<= start_step``.
+def continue_records(logdir: str, start_step: int, own_files: Optional[List[str]] = None) -> Tuple[str, int]:
+    """Start ``logdir``'s new records file holding every scalar the run logged at steps ``<= start_step``.
 
-    Returns ``(file name for LogWriter(file_name=...), points carried over)``.  With nothing to carry the
-    folder is left alone and only the name is chosen.
+    ``own_files``: the run's earlier records files, oldest first (any folder) — carried over, then removed;
+    None (a run from before config histories named them): every file in ``logdir`` is carried over, none
+    removed.  Returns ``(file name for LogWriter(file_name=...), points carried over)``.
     """
     existing = records_files(logdir)
     name = _new_records_name(existing)
-    if not existing:
-        return name, 0
+    sources = [path for path in own_files if os.path.isfile(path)] if own_files is not None else existing
     merged: Dict[Tuple[str, int], Tuple[int, float]] = {}
-    for path in existing:                       # later files win for a step logged twice
+    for path in sources:                        # later files win for a step logged twice
         for tag, points in read_scalars(path).items():
             for step, walltime, value in points:
                 if step <= start_step:
@@ -93,8 +94,9 @@ def continue_records(logdir: str, start_step: int) -> Tuple[str, int]:
         for (tag, step), (walltime, value) in sorted(merged.items(), key=lambda item: (item[0][1], item[0][0])):
             writer.add_scalar(tag=tag, value=value, step=step, walltime=walltime)
         writer.close()
-    for path in existing:                       # the new file holds everything kept: the old ones can go
-        if os.path.basename(path) != name:
+    new_path = os.path.realpath(os.path.join(logdir, name))
+    for path in sources if own_files is not None else []:     # the new file holds all they had that is kept
+        if os.path.realpath(path) != new_path:
             os.unlink(path)
     return name, len(merged)
 
