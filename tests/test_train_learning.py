@@ -131,12 +131,14 @@ def test_triplet_loss_falls_and_lifts_held_out_verification(triplet_run, held_ou
 
 def test_iresnet_learns_on_tiny_input(repo_root, tmp_path_factory, held_out_pairs):
     """iResNet (IR blocks, BN-dropout-FC-BN head) trains from the same recipe: an iResNet18 of width 8 with one
-    block per stage at 32×32 (four stride-2 stages leave a 2×2 map)."""
+    block per stage at 32×32 (four stride-2 stages leave a 2×2 map).  Measured over 6 runs (training seed 2024,
+    0, 1, 2 with data seed 0; data seeds 1, 2): before 0.697-0.725, after 0.860-0.895, gain 0.135-0.198, last/first
+    loss 0.39-0.53."""
     _, untrained, result = _run(repo_root, tmp_path_factory, "synthetic_tiny.yaml", [
         "network=iResNet18", "backbone_kwargs={width: 8, layers: [1, 1, 1, 1]}", "max_steps=80"])
-    assert _mean(result.history, "softmax", slice(-10, None)) < 0.6 * _mean(result.history, "softmax", slice(0, 10))
+    assert _mean(result.history, "softmax", slice(-10, None)) < 0.7 * _mean(result.history, "softmax", slice(0, 10))
     before = _held_out_accuracy(untrained, held_out_pairs)
     trained, meta = load_backbone(result.checkpoint)
     assert meta["network"] == "iResNet18"
     after = _held_out_accuracy(trained, held_out_pairs)
-    assert after >= 0.8 and after >= before + 0.08, (before, after)
+    assert after >= MIN_ACCURACY and after >= before + MIN_GAIN, (before, after)

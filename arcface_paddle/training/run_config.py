@@ -31,10 +31,12 @@ from arcface_paddle.core.yaml_config import dump_config
 
 CONFIG_NAME = "config.yaml"
 HISTORY_NAME = "config_history.yaml"
-# Keys saying where and how often a run logs, saves and loads — not what it computes; plus the keys that only
-# act at a run's first start.  Changing them on resume needs no permission (the change is still recorded).
+# Keys saying where and how often a run logs, saves and loads — not what it computes; the keys that only act
+# at a run's first start; and sparse_update, which a resume may switch (it moves the centres' momentum between
+# the optimizer and PartialFC: docs/gpu.md).  Changing them on resume needs no permission (it is recorded).
 RUN_NEUTRAL_KEYS = ("resume", "output", "logdir", "log_every", "checkpoint_every_steps", "keep_checkpoints",
-                    "data.num_workers", "validation.batch_size", "cpu_threads", "pretrained", "pretrained_skip")
+                    "data.num_workers", "validation.batch_size", "cpu_threads", "pretrained", "pretrained_skip",
+                    "sparse_update")
 
 
 def flatten(config: dict, prefix: str = "") -> Dict[str, object]:

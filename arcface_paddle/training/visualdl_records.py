@@ -100,8 +100,3 @@ def continue_records(logdir: str, start_step: int, own_files: Optional[List[str]
             os.unlink(path)
     return name, len(merged)
 
-
-def newest_records_file(logdir: str) -> Optional[str]:
-    """The file VisualDL shows for ``logdir`` (the last by name)."""
-    files = records_files(logdir)
-    return files[-1] if files else None
