@@ -24,11 +24,20 @@ from arcface_paddle.evaluation.verification import far_label
 LOGGER_NAME = "arcface_paddle.train"
 
 
+class _CurrentStdout(logging.StreamHandler):
+    """Writes to ``sys.stdout`` as it is at each line, so a redirection made after the logger was first created
+    (``contextlib.redirect_stdout``, a test's capture) still receives the lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stdout
+        super().emit(record)
+
+
 def console_logger(rank: int = 0) -> logging.Logger:
     """A logger printing plain lines to stdout on rank 0 (warnings only elsewhere)."""
     logger = logging.getLogger(f"{LOGGER_NAME}.rank{rank}")
     if not logger.handlers:
-        handler = logging.StreamHandler(sys.stdout)
+        handler = _CurrentStdout(sys.stdout)
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
         logger.addHandler(handler)
         logger.propagate = False
