@@ -80,12 +80,21 @@ def font_size_for(box) -> int:
 
 
 def label_for(face) -> str:
-    """``name 0.72`` for recognised faces, ``score 0.98`` for detections only."""
+    """``name 0.72`` for recognised faces, ``score 0.98`` for detections only; ``#7`` added for a video track."""
+    track = "" if getattr(face, "track_id", None) is None else f" #{face.track_id}"
     if face.name is None:
-        return f"face {face.score:.2f}"
+        return f"face {face.score:.2f}{track}"
     if face.similarity is None or np.isnan(face.similarity):
-        return face.name
-    return f"{face.name} {face.similarity:.2f}"
+        return face.name + track
+    return f"{face.name} {face.similarity:.2f}{track}"
+
+
+def color_for(face) -> tuple[int, int, int]:
+    """The identity's colour; an unnamed face has the detection colour, or its track's own colour."""
+    if face.name is not None:
+        return identity_color(face.name)
+    track_id = getattr(face, "track_id", None)
+    return DETECTION_COLOR if track_id is None else identity_color(f"track {track_id}")
 
 
 def draw_faces(image_rgb: np.ndarray, faces: Sequence, font_path: Optional[str] = None,
@@ -95,7 +104,7 @@ def draw_faces(image_rgb: np.ndarray, faces: Sequence, font_path: Optional[str] 
     pen = ImageDraw.Draw(canvas)
     line = max(2, round(max(canvas.size) / 400))
     for face in faces:
-        color = DETECTION_COLOR if face.name is None else identity_color(face.name)
+        color = color_for(face)
         x1, y1, x2, y2 = (float(v) for v in face.box)
         pen.rectangle([x1, y1, x2, y2], outline=color, width=line)
         if draw_keypoints and face.keypoints is not None:

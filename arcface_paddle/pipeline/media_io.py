@@ -23,10 +23,17 @@ from arcface_paddle.core.safe_io import atomic_save_bytes, atomic_write
 FFMPEG_LOG_LEVEL_ENV, FFMPEG_QUIET = "OPENCV_FFMPEG_LOGLEVEL", "-8"
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv")
 _FOURCC = {".mp4": "mp4v", ".avi": "MJPG", ".mov": "mp4v", ".mkv": "MJPG"}
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+MAX_BAD_READS = 25     # consecutive failed reads that end a video (a corrupt frame is one failed read)
 
 
 def is_video_path(path: str) -> bool:
     return path.lower().endswith(VIDEO_EXTENSIONS)
+
+
+def is_live_source(source: str) -> bool:
+    """A camera index (``0``) or a stream URL OpenCV opens (RTSP, HTTP MJPEG, ...)."""
+    return str(source).isdigit() or str(source).lower().startswith(STREAM_SCHEMES)
 
 
 def write_image(path: str, image_rgb: np.ndarray) -> None:
@@ -42,18 +49,27 @@ def write_json(path: str, payload) -> None:
 
 
 class VideoReader:
-    """Frames of a video file as RGB uint8, with its fps and frame count."""
+    """Frames of a video file, camera index or stream URL as RGB uint8, with its fps and frame count.
+
+    A frame that fails to decode in the middle of a video is skipped and its number appended to
+    ``corrupt_frames`` (frame numbers count it, so they stay the container's); the video ends after
+    ``MAX_BAD_READS`` failed reads in a row (at the end of a file they return at once).
+    """
 
     def __init__(self, path: str):
-        if not os.path.isfile(path):
+        self.live = is_live_source(path)
+        if not self.live and not os.path.isfile(path):
             raise ToolkitError(f"{path}: video file not found")
         self.path = path
+        self.corrupt_frames: list[int] = []
         os.environ.setdefault(FFMPEG_LOG_LEVEL_ENV, FFMPEG_QUIET)
-        self._capture = cv2.VideoCapture(path)
+        self._capture = cv2.VideoCapture(int(path) if str(path).isdigit() else path)
         if not self._capture.isOpened():
-            raise ToolkitError(f"{path}: cannot open video (corrupt or unsupported codec)")
-        self.fps = float(self._capture.get(cv2.CAP_PROP_FPS)) or 25.0
-        self.frame_count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))
+            what = "camera or stream" if self.live else "video (corrupt or unsupported codec)"
+            raise ToolkitError(f"{path}: cannot open {what}")
+        fps = float(self._capture.get(cv2.CAP_PROP_FPS))
+        self.fps = fps if 0.0 < fps <= 240.0 else 25.0       # streams may report 0 or a 90 kHz clock
+        self.frame_count = max(0, int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT)))
         ok, first = self._capture.read()
         if not ok:
             self._capture.release()
@@ -65,12 +81,23 @@ class VideoReader:
         self._capture.release()
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        frame = self._first
+        return (frame for _, frame in self.numbered())
+
+    def numbered(self) -> Iterator[tuple[int, np.ndarray]]:
+        """(frame number, frame) pairs; numbers count skipped corrupt frames."""
+        frame, number, failed = self._first, 0, []
         while frame is not None:
-            yield from_opencv(frame, source=self.path)
-            ok, frame = self._capture.read()
-            if not ok:
-                frame = None
+            yield number, from_opencv(frame, source=self.path)
+            frame = None
+            while frame is None and len(failed) < MAX_BAD_READS:
+                number += 1
+                ok, frame = self._capture.read()
+                if not ok:
+                    failed.append(number)
+                    frame = None
+            if frame is not None:            # failed reads followed by a good one: corrupt frames, not the end
+                self.corrupt_frames += failed
+                failed = []
         self._capture.release()
 
 
