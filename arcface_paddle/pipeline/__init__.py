@@ -13,6 +13,8 @@ _EXPORTS = {
     "DEFAULT_REC_THRESHOLD": "gallery_vote", "UNKNOWN": "gallery_vote", "vote": "gallery_vote",
     "draw_faces": "drawing", "read_image": "arcface_paddle.core.images",
     "build_gallery": "gallery_builder", "align_dataset": "dataset_alignment", "compare_images": "photo_compare",
+    "FaceTracker": "tracking", "VideoOptions": "video", "process_video": "video", "process_folder": "runner",
+    "run_on_input": "runner",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -250,7 +250,7 @@ def evaluate_model(model: str, annotation_file: str, images_root: Optional[str] 
         predictor = DetectorPredictor(model, cpu_threads=cpu_threads, score_threshold=score_threshold)
 
         def detect_batch(images):
-            found = [predictor.detect(image) for image in images]
+            found = predictor.detect_batch(images)
             return [(np.array([face.box for face in faces], np.float32).reshape(-1, 4),
                      np.array([face.score for face in faces], np.float32)) for faces in found]
     else:

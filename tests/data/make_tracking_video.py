@@ -54,10 +54,10 @@ def camera_windows() -> list:
     return frames
 
 
-def person_at(frame_number: int, x: float, y: float) -> str | None:
+def person_at(frame_number: int, x: float, y: float, frame_size: tuple = FRAME_SIZE) -> str | None:
     """The portrait under the frame point (x, y), or None on bare wall."""
-    (left, top, width), _ = camera_windows()[frame_number]
-    scale = width / FRAME_SIZE[0]
+    (left, top, width), _ = camera_windows()[frame_number % len(camera_windows())]
+    scale = width / frame_size[0]
     wall_x, wall_y = left + x * scale, top + y * scale
     for position, (person, *_rest) in enumerate(PORTRAITS):
         panel_left = GAP + position * (PANEL + GAP)
@@ -66,7 +66,7 @@ def person_at(frame_number: int, x: float, y: float) -> str | None:
     return None
 
 
-def scene_frames(faces_dir: str = os.path.join(HERE, "faces")) -> list:
+def scene_frames(faces_dir: str = os.path.join(HERE, "faces"), frame_size: tuple = FRAME_SIZE) -> list:
     wall = _wall(faces_dir)
     frames = []
     for (left, top, width), covered in camera_windows():
@@ -75,18 +75,20 @@ def scene_frames(faces_dir: str = os.path.join(HERE, "faces")) -> list:
             chin_left = GAP + 40
             view[PANEL_TOP + 88:PANEL_TOP + 150, chin_left:chin_left + 85] = (150, 120, 100)
         crop = view[top:top + width * 3 // 4, left:left + width]
-        frames.append(cv2.resize(crop, FRAME_SIZE, interpolation=cv2.INTER_AREA))
+        frames.append(cv2.resize(crop, frame_size, interpolation=cv2.INTER_AREA))
     return frames
 
 
-def make_scene_video(path: str, faces_dir: str = os.path.join(HERE, "faces"), fps: float = 10.0) -> int:
-    """Write the scene as a video (MJPG .avi / mp4v .mp4); returns the number of frames."""
+def make_scene_video(path: str, faces_dir: str = os.path.join(HERE, "faces"), fps: float = 10.0,
+                     frame_size: tuple = FRAME_SIZE, repeats: int = 1) -> int:
+    """Write the scene (``repeats`` times over) as a video (MJPG .avi / mp4v .mp4); returns the frame count."""
     from arcface_paddle.pipeline.media_io import video_writer
-    frames = scene_frames(faces_dir)
-    with video_writer(path, fps, FRAME_SIZE) as write:
-        for frame in frames:
-            write(frame)
-    return len(frames)
+    frames = scene_frames(faces_dir, frame_size)
+    with video_writer(path, fps, frame_size) as write:
+        for _ in range(repeats):
+            for frame in frames:
+                write(frame)
+    return len(frames) * repeats
 
 
 if __name__ == "__main__":
