@@ -141,10 +141,11 @@ def analyze_frames(analyzer, frames: list, tracker: Optional[FaceTracker], numbe
     return faces_per_frame, sum(map(len, todo))
 
 
-def process_video(analyzer, source: str, output_dir: str, options: VideoOptions = VideoOptions(),
+def process_video(analyzer, source: str, output_dir: str, options: Optional[VideoOptions] = None,
                   progress: bool = True) -> RunResult:
     """Analyse a video file, camera index or stream URL into ``STEM.<ext>`` (drawn; .mp4 for live sources)
     and ``STEM.json``."""
+    options = options or VideoOptions()
     reader = VideoReader(source)
     extension = ".mp4" if reader.live else os.path.splitext(source)[1]
     drawn_path = os.path.join(output_dir, output_stem(source) + extension)
