@@ -185,3 +185,16 @@ def test_source_names():
     assert output_stem("rtsp://admin:pw@10.0.0.7:554/stream1") == "stream_10.0.0.7"
     assert redact("rtsp://admin:pw@10.0.0.7:554/s") == "rtsp://admin:***@10.0.0.7:554/s"
     assert redact("http://10.0.0.7/video.mjpg") == "http://10.0.0.7/video.mjpg"
+
+
+def test_bad_video_options_and_a_missing_camera_are_one_line_errors(repo_root, capfd):
+    from arcface_paddle.cli.recognize import main
+    from arcface_paddle.core.errors import ToolkitError
+    query = str(repo_root / "demo" / "query" / "obama2.jpg")
+    for argv, message in ((["--input", query, "--rec_every", "0"], "rec_every .* must be >= 1"),
+                          (["--input", query, "--batch_size", "0"], "batch_size .* must be >= 1"),
+                          (["--input", query, "--weak_margin", "2"], "weak_margin must be in"),
+                          (["--input", "97"], "97: cannot open camera or stream")):
+        with pytest.raises(ToolkitError, match=message):
+            main(argv + ["--index", str(repo_root / "demo" / "index.bin")])
+    assert "VIDEOIO" not in capfd.readouterr().err       # OpenCV's own complaint about the camera is silenced

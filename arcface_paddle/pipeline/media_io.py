@@ -63,7 +63,13 @@ class VideoReader:
         self.path = path
         self.corrupt_frames: list[int] = []
         os.environ.setdefault(FFMPEG_LOG_LEVEL_ENV, FFMPEG_QUIET)
-        self._capture = cv2.VideoCapture(int(path) if str(path).isdigit() else path)
+        # OpenCV logs its own warnings for a missing camera ("can't open camera by index") beside our error
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        try:
+            self._capture = cv2.VideoCapture(int(path) if str(path).isdigit() else path)
+        finally:
+            cv2.utils.logging.setLogLevel(level)
         if not self._capture.isOpened():
             what = "camera or stream" if self.live else "video (corrupt or unsupported codec)"
             raise ToolkitError(f"{path}: cannot open {what}")
