@@ -6,7 +6,7 @@ frame (a blink, a hand in front of the face) no longer flips the name; the simil
 the winning name's votes.  Recognition runs only when it can change something: on a track's first frame,
 every ``rec_every`` frames after, and on every frame while the last match lies within ``weak_margin`` of the
 threshold.  A face ByteTrack has not confirmed yet (its first frame) is recognised on its own, and that
-recognition seeds the vote of the track it starts.
+recognition is the first vote of the track it starts (which then counts as recognised on that frame).
 
     tracker = FaceTracker(rec_thresh=0.40)
     tracker.assign(faces, frame_number)                        # sets face.track_id (None: unconfirmed)
@@ -143,6 +143,8 @@ class FaceTracker:
             if track is None:
                 track = self._tracks[int(byte_id)] = _Track(self._new_identity(frame_number), frame_number)
                 track.identity.seed = self._seed_for(face)
+                if track.identity.seed is not None:      # recognised one frame ago: not due again yet
+                    track.identity.last_recognised = frame_number - 1
             elif track.last_seen < frame_number - 1:
                 track.verify = True
             track.last_seen = frame_number
