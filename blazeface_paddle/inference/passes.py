@@ -33,7 +33,7 @@ from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.images import as_rgb_uint8
 from blazeface_paddle.inference.letterbox import letterbox
 from blazeface_paddle.inference.nms import weighted_nms
-from blazeface_paddle.inference.predictor import Detection, select
+from blazeface_paddle.inference.predictor import Detection
 from blazeface_paddle.inference.tiling import merge_tiles, tile_windows
 
 CLOSEUP_CANVAS_FACTORS = (2.0, 3.0)     # canvas side / image long side for the close-up pass
@@ -107,18 +107,12 @@ class MultiPassDetector:
 
     # ---- network runs ------------------------------------------------------------------------------------
     def _run(self, images) -> list:
-        """Each image letterboxed and run (one batch) → [(boxes, keypoints, scores)] in that image's pixels."""
+        """Each image letterboxed and run (in batches) → [(boxes, keypoints, scores)] in that image's pixels,
+        through the predictor's shared per-image postprocessing (threshold, NMS, letterbox back-mapping)."""
         if not images:
             return []
         placed = [letterbox(image, self.predictor.input_size) for image in images]
-        boxes, keypoints, scores = self.predictor.run(np.stack([canvas for canvas, _ in placed]))
-        results = []
-        for index, (_, placement) in enumerate(placed):
-            kept = select(boxes[index], keypoints[index], scores[index], score_threshold=self.predictor.score_threshold,
-                          nms=self.predictor.nms, nms_threshold=self.predictor.nms_threshold,
-                          max_detections=self.predictor.max_detections)
-            results.append((placement.to_pixels(kept[0]).reshape(-1, 4), placement.to_pixels(kept[1]), kept[2]))
-        return results
+        return self.predictor.run_windows([canvas for canvas, _ in placed], [placement for _, placement in placed])
 
     # ---- the passes --------------------------------------------------------------------------------------
     def closeup_pass(self, image: np.ndarray) -> list:
