@@ -61,6 +61,12 @@ def test_analyze_batch_and_stream_equal_one_at_a_time(analyzer, photos):
                 assert abs(face.similarity - expected.similarity) < 1e-5
     assert sum(len(faces) for faces in singles) == 9          # 6 portraits + 3 in the group, none in the others
     assert analyzer.analyze_batch([]) == []
+    # detection without refinement, then refining only chosen faces (what the video tracker does) = refined all along
+    plain = analyzer.detect_batch(images, refine=False)
+    analyzer.refine_faces(images, plain)
+    for faces, reference in zip(plain, singles):
+        np.testing.assert_allclose([face.keypoints for face in faces], [face.keypoints for face in reference],
+                                   atol=1e-3)
 
 
 def test_folder_streamed_in_batches_writes_what_one_at_a_time_finds(analyzer, photos, tmp_path):

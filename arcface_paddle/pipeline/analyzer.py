@@ -216,20 +216,26 @@ class FaceAnalyzer:
     def detect(self, image_rgb: np.ndarray) -> list[Face]:
         return self.detect_batch([image_rgb])[0]
 
-    def detect_batch(self, images_rgb: Sequence[np.ndarray]) -> list[list[Face]]:
-        """Faces of each RGB uint8 image, left to right; the detector runs on ``batch_size`` images at a time
-        (a detector without ``detect_batch``, e.g. a wrapper adding passes, runs image by image)."""
+    def detect_batch(self, images_rgb: Sequence[np.ndarray], refine: Optional[bool] = None) -> list[list[Face]]:
+        """Faces of each RGB uint8 image, left to right; the first detection pass runs on ``batch_size`` images
+        at a time.  ``refine=False`` skips keypoint refinement (then :meth:`refine_faces` the faces that need it)."""
         if self.detector is None:
             return [[Face(box=(0.0, 0.0, float(image.shape[1]), float(image.shape[0])), score=1.0)]
                     for image in images_rgb]
-        if hasattr(self.detector, "detect_batch"):
-            found = self.detector.detect_batch(images_rgb, batch_size=self.batch_size)
-        else:
-            found = [self.detector.detect(image) for image in images_rgb]
+        options = {} if refine is None else {"refine": refine}
+        found = self.detector.detect_batch(images_rgb, batch_size=self.batch_size, **options)
         return [sorted((Face(box=tuple(float(v) for v in det.box), score=float(det.score),
                              keypoints=None if det.keypoints is None else np.asarray(det.keypoints, np.float32))
                         for det in detections), key=lambda face: (face.box[0], face.box[1]))   # as people read
                 for detections in found]
+
+    def refine_faces(self, images_rgb: Sequence[np.ndarray], faces_per_image: Sequence[Sequence[Face]]) -> None:
+        """Keypoint refinement for these faces only (in place), when this analyzer refines keypoints."""
+        if self.detector is None or not self.detector.refine_keypoints:
+            return
+        for image, faces in zip(images_rgb, faces_per_image):
+            for face, refined in zip(faces, self.detector.refine(image, list(faces)) if faces else []):
+                face.keypoints = np.asarray(refined.keypoints, np.float32)
 
     def crop(self, image_rgb: np.ndarray, face: Face) -> np.ndarray:
         """The recognizer's input for one face: aligned by keypoints, else a square box crop."""

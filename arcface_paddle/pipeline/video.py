@@ -127,13 +127,14 @@ def analyze_frames(analyzer, frames: list, tracker: Optional[FaceTracker], numbe
     if tracker is None:
         faces_per_frame = analyzer.analyze_batch(frames)
         return faces_per_frame, sum(map(len, faces_per_frame)) if analyzer.recognizer is not None else 0
-    faces_per_frame = analyzer.detect_batch(frames)
+    faces_per_frame = analyzer.detect_batch(frames, refine=False)     # refined below, for the faces recognised
     can_name = analyzer.recognizer is not None and analyzer.index is not None
     todo = []
     for faces, number in zip(faces_per_frame, numbers):
         tracker.assign(faces, number)
         todo.append([face for face in faces if tracker.needs_recognition(face, number)] if can_name else [])
     if any(todo):
+        analyzer.refine_faces(frames, todo)
         analyzer.embed_faces(frames, todo)
         analyzer.match_faces([face for faces in todo for face in faces])
     for faces, number, recognised in zip(faces_per_frame, numbers, todo):

@@ -187,14 +187,15 @@ class MultiPassDetector:
         return refined
 
     # ---- detection ---------------------------------------------------------------------------------------
-    def extra_passes(self, image: np.ndarray, detections) -> list:
-        """Everything after the first (whole-image) pass, for one image."""
+    def extra_passes(self, image: np.ndarray, detections, refine: bool | None = None) -> list:
+        """Everything after the first (whole-image) pass, for one image; ``refine`` overrides
+        ``refine_keypoints`` (the video tracker refines only the faces it recognises)."""
         if self.closeup and not detections:
             detections = self.closeup_pass(image)
         tile_size = self.tile_size_for(image, detections)
         if tile_size:
             detections = self.tile_pass(image, detections, tile_size)
-        if self.refine_keypoints:
+        if self.refine_keypoints if refine is None else refine:
             detections = self.refine(image, detections)
         return sorted(detections, key=lambda d: -d.score)
 
@@ -203,11 +204,11 @@ class MultiPassDetector:
         image = as_rgb_uint8(image)
         return self.extra_passes(image, self.predictor.detect(image))
 
-    def detect_batch(self, images, **batch_options) -> list:
+    def detect_batch(self, images, refine: bool | None = None, **batch_options) -> list:
         """:meth:`detect` for each image; the first pass batched when the predictor can batch."""
         images = [as_rgb_uint8(image) for image in images]
         if hasattr(self.predictor, "detect_batch"):
             first = self.predictor.detect_batch(images, **batch_options)
         else:
             first = [self.predictor.detect(image) for image in images]
-        return [self.extra_passes(image, detections) for image, detections in zip(images, first)]
+        return [self.extra_passes(image, detections, refine) for image, detections in zip(images, first)]
