@@ -233,9 +233,10 @@ class FaceAnalyzer:
         """Keypoint refinement for these faces only (in place), when this analyzer refines keypoints."""
         if self.detector is None or not self.detector.refine_keypoints:
             return
-        for image, faces in zip(images_rgb, faces_per_image):
-            for face, refined in zip(faces, self.detector.refine(image, list(faces)) if faces else []):
-                face.keypoints = np.asarray(refined.keypoints, np.float32)
+        refined = self.detector.refine_batch(images_rgb, [list(faces) for faces in faces_per_image])
+        for faces, detections in zip(faces_per_image, refined):
+            for face, detection in zip(faces, detections):
+                face.keypoints = np.asarray(detection.keypoints, np.float32)
 
     def crop(self, image_rgb: np.ndarray, face: Face) -> np.ndarray:
         """The recognizer's input for one face: aligned by keypoints, else a square box crop."""

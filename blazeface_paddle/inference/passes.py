@@ -152,8 +152,20 @@ class MultiPassDetector:
 
     def refine(self, image: np.ndarray, detections) -> list:
         """``detections`` with keypoints re-estimated on a close crop of each face and its mirror image."""
-        if not detections:
-            return list(detections)
+        return self.refine_batch([image], [detections])[0]
+
+    def refine_batch(self, images, detections_per_image) -> list:
+        """:meth:`refine` for several images, the crops of all their faces run together in batches."""
+        prepared = [self._refine_crops(image, detections) for image, detections in zip(images, detections_per_image)]
+        found = self._run([crop for crops, _ in prepared for crop in crops])
+        refined, start = [], 0
+        for detections, (crops, matrices) in zip(detections_per_image, prepared):
+            refined.append(self._refined(detections, matrices, found[start:start + len(crops)]))
+            start += len(crops)
+        return refined
+
+    def _refine_crops(self, image: np.ndarray, detections) -> tuple:
+        """(a square crop around each face and its mirror image, the crop's affine matrix per face)."""
         size = self.predictor.input_size
         crops, matrices = [], []
         for face in detections:
@@ -165,8 +177,12 @@ class MultiPassDetector:
                                   borderMode=cv2.BORDER_CONSTANT, borderValue=0)
             crops += [crop, np.ascontiguousarray(crop[:, ::-1])]
             matrices.append(matrix)
+        return crops, matrices
+
+    def _refined(self, detections, matrices, found) -> list:
+        """``detections`` with the keypoints of the two views of each crop averaged, back in image pixels."""
+        size = self.predictor.input_size
         expected = np.array([size / 2 - size / REFINE_EXPAND / 2] * 2 + [size / 2 + size / REFINE_EXPAND / 2] * 2)
-        found = self._run(crops)
         refined = []
         for number, (face, matrix) in enumerate(zip(detections, matrices)):
             views = []
@@ -195,9 +211,12 @@ class MultiPassDetector:
         tile_size = self.tile_size_for(image, detections)
         if tile_size:
             detections = self.tile_pass(image, detections, tile_size)
-        if self.refine_keypoints if refine is None else refine:
+        if self._refining(refine):
             detections = self.refine(image, detections)
         return sorted(detections, key=lambda d: -d.score)
+
+    def _refining(self, refine: bool | None) -> bool:
+        return self.refine_keypoints if refine is None else bool(refine)
 
     def detect(self, image) -> list:
         """Faces in one image, best score first (``Detection`` objects, as ``DetectorPredictor.detect``)."""
@@ -205,10 +224,13 @@ class MultiPassDetector:
         return self.extra_passes(image, self.predictor.detect(image))
 
     def detect_batch(self, images, refine: bool | None = None, **batch_options) -> list:
-        """:meth:`detect` for each image; the first pass batched when the predictor can batch."""
+        """:meth:`detect` for each image; the first pass and the keypoint refinement batched across images."""
         images = [as_rgb_uint8(image) for image in images]
         if hasattr(self.predictor, "detect_batch"):
             first = self.predictor.detect_batch(images, **batch_options)
         else:
             first = [self.predictor.detect(image) for image in images]
-        return [self.extra_passes(image, detections, refine) for image, detections in zip(images, first)]
+        found = [self.extra_passes(image, detections, refine=False) for image, detections in zip(images, first)]
+        if self._refining(refine):          # the crops of every face of every image in shared batches
+            found = [sorted(refined, key=lambda d: -d.score) for refined in self.refine_batch(images, found)]
+        return found
