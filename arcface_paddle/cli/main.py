@@ -22,6 +22,7 @@ COMMANDS = {
     "export": ("export", "export a checkpoint to a Paddle Inference model folder (+ model.yaml, optional ONNX)"),
     "import-pretrained": ("import_pretrained", "import open weights: SFace .onnx, MediaPipe BlazeFace .tflite"),
     "recognize": ("recognize", "detect + recognise faces in images, folders, videos; build a gallery"),
+    "serve": ("serve", "HTTP service + web page: recognise photos, manage a gallery (SQLite, Milvus)"),
     "compare": ("compare", "similarity of the largest face in two photos"),
     "detect": ("detect", "BlazeFace face detection: boxes and keypoints as JSON and drawn images"),
     "train-detector": ("train_detector", "train or fine-tune BlazeFace on WIDER FACE or synthetic scenes"),

@@ -6,6 +6,11 @@
     python test_recognition.py --index demo/index.bin --input 0                           # camera 0, Ctrl-C stops
     python test_recognition.py --build_index demo/index.bin --img_dir demo/gallery
     python test_recognition.py --import_index reference_index.bin --build_index index.bin
+    python test_recognition.py --build_index data/gallery.db --append --img_dir new_people/
+    python test_recognition.py --import_index demo/index.bin --build_index data/gallery.db --append
+
+A gallery is an index.bin, a SQLite gallery.db or a Milvus URI (milvus://host:port/collection,
+milvus-lite:PATH); --import_index copies between any two (and reads reference-toolkit pickles).
 
 Without --det/--rec both run. Models default to the shipped ones in inference_model/.
 """
@@ -21,7 +26,7 @@ from arcface_paddle.cli.device_options import add_device_arguments, device_optio
 from arcface_paddle.core.errors import EXIT_INTERRUPTED, ToolkitError, run_cli
 from arcface_paddle.core.safe_io import check_writable_folder
 from arcface_paddle.pipeline.analyzer import FaceAnalyzer
-from arcface_paddle.pipeline.gallery import import_reference_index
+from arcface_paddle.stores import GalleryInfo, backend_of, open_store, read_gallery
 from arcface_paddle.pipeline.gallery_builder import items_from_label_file, items_from_tree
 from arcface_paddle.pipeline.gallery_vote import DEFAULT_CANDIDATES, DEFAULT_REC_THRESHOLD
 from arcface_paddle.pipeline.media_io import is_live_source
@@ -43,13 +48,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--input", help="image, folder of images, video (.mp4/.avi/.mov/.mkv), camera index (0) "
                         "or stream URL (rtsp://, http://)")
     parser.add_argument("--output", default="./output", help="folder for drawn results and JSON (default ./output)")
-    parser.add_argument("--index", help="gallery index.bin to match faces against")
-    parser.add_argument("--build_index", metavar="OUT", help="build a gallery index.bin at OUT")
+    parser.add_argument("--index", help="gallery to match faces against: index.bin, gallery.db or a Milvus URI")
+    parser.add_argument("--build_index", metavar="OUT", help="build (or with --append, extend) the gallery OUT: "
+                        "index.bin, gallery.db (SQLite) or a Milvus URI")
     parser.add_argument("--img_dir", help="with --build_index: identity folders DIR/<name>/*.jpg (or the base of --label)")
     parser.add_argument("--label", help="with --build_index: label file of 'path<TAB>name' lines")
-    parser.add_argument("--append", action="store_true", help="with --build_index: add to an existing index")
-    parser.add_argument("--import_index", metavar="REF", help="with --build_index: convert a reference-toolkit "
-                        "(pickled) index.bin, stating that --rec_model produced its features")
+    parser.add_argument("--append", action="store_true", help="with --build_index: add to an existing gallery "
+                        "(safe with other writers of a gallery.db)")
+    parser.add_argument("--import_index", metavar="SRC", help="with --build_index: copy the faces of gallery SRC "
+                        "(any backend), or convert a reference-toolkit (pickled) index.bin, stating that "
+                        "--rec_model produced its features")
     parser.add_argument("--det_model", help="detector folder with model.yaml (default: shipped BlazeFace)")
     parser.add_argument("--rec_model", help="recognizer folder with model.yaml (default: shipped SFace)")
     parser.add_argument("--det_thresh", type=float, help="detection score threshold (default: the model's)")
@@ -82,9 +90,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def build_or_import(args, analyzer) -> int:
     if args.import_index:
-        index = import_reference_index(args.import_index, model_id=analyzer.model_id)
-        index.save(args.build_index)
-        print(f"imported {len(index)} faces of {len(index.identities)} identities → {args.build_index}")
+        index = read_gallery(args.import_index, reference_model_id=analyzer.model_id)
+        replace = backend_of(args.build_index) == "index.bin" and not args.append
+        info = GalleryInfo(index.model_id, index.crop_mode, index.embedding_size)
+        with open_store(args.build_index, info=info, create=True, replace=replace) as store:
+            added = store.import_index(index)
+            print(f"imported {added} faces of {len(index.identities)} identities → {args.build_index} "
+                  f"(now {len(store)} faces)")
         return 0
     report = analyzer.build_index(img_dir=args.img_dir, label_file=args.label, output=args.build_index,
                                   append=args.append)
@@ -92,6 +104,7 @@ def build_or_import(args, analyzer) -> int:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     print(f"added {report.added} faces ({len(report.skipped)} images skipped); index has {len(report.index)} "
           f"faces of {len(report.index.identities)} identities → {args.build_index}")
+    report.index.close()
     return 0
 
 

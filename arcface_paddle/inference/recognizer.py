@@ -6,6 +6,7 @@ skipped alignment, and silently resizing would hide that and return a plausible 
 """
 from __future__ import annotations
 
+import copy
 from typing import List, Optional
 
 import cv2
@@ -32,6 +33,12 @@ class RecognitionPredictor:
         # one std for all channels: OpenCV's blobFromImages normalises + transposes in one pass
         uniform = len({float(v) for v in self.config.std}) == 1 and float(self.config.std[0]) != 0.0
         self._blob_scale = 1.0 / float(self.config.std[0]) if uniform else None
+
+    def clone(self) -> "RecognitionPredictor":
+        """A twin sharing the weights, for another thread (a predictor is not thread-safe)."""
+        twin = copy.copy(self)
+        twin.predictor = self.predictor.clone()
+        return twin
 
     @property
     def model_id(self) -> Optional[str]:

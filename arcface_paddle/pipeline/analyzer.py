@@ -18,6 +18,7 @@ module only hands them RGB uint8 pixels.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import warnings
@@ -44,12 +45,14 @@ from arcface_paddle.pipeline.gallery_vote import (
     match_embeddings,
 )
 from arcface_paddle.pipeline.streaming import batched
+from arcface_paddle.stores import GalleryInfo, GalleryStore, backend_of, open_store
 from blazeface_paddle.inference.passes import MultiPassDetector
 from blazeface_paddle.inference.predictor import DEFAULT_BATCH_SIZE, DetectorPredictor
 
 DEFAULT_DET_MODEL, DEFAULT_REC_MODEL = DEFAULT_DETECTOR, DEFAULT_RECOGNIZER
 
 ImageLike = Union[str, np.ndarray]
+GalleryLike = Union[str, GalleryIndex, GalleryStore]
 
 
 @dataclasses.dataclass
@@ -119,7 +122,9 @@ class FaceAnalyzer:
     """Detection + alignment + recognition + gallery matching with the shipped models by default.
 
     ``det=False`` treats every whole image as one face (input already cropped); ``rec=False`` only detects.
-    ``index`` is an ``index.bin`` path or a :class:`GalleryIndex`; it must come from the same recognizer.
+    ``index`` is a gallery path or URI (``index.bin``, ``gallery.db``, ``milvus://...``; see
+    :mod:`arcface_paddle.stores`), a :class:`GalleryIndex` or a :class:`GalleryStore`; it must come from the
+    same recognizer.
     ``use_gpu`` / ``use_tensorrt`` / ``precision`` (fp32, fp16) / ``gpu_id`` set where both models run.
     ``closeup``, ``tiling`` and ``refine_keypoints`` choose the extra detection passes of
     :class:`~blazeface_paddle.inference.passes.MultiPassDetector` (keypoints are refined by default whenever faces
@@ -127,7 +132,7 @@ class FaceAnalyzer:
     """
 
     def __init__(self, det_model: Optional[str] = None, rec_model: Optional[str] = None,
-                 index: Union[str, GalleryIndex, None] = None, det_thresh: Optional[float] = None,
+                 index: Optional[GalleryLike] = None, det_thresh: Optional[float] = None,
                  rec_thresh: Optional[float] = None, cdd_num: int = DEFAULT_CANDIDATES,
                  cpu_threads: int = 2, use_gpu: bool = False, align: bool = True, det: bool = True,
                  rec: bool = True, font: Optional[str] = None, search_backend: str = "numpy",
@@ -175,6 +180,13 @@ class FaceAnalyzer:
         if rec:
             self.recognizer = RecognitionPredictor(self.rec_model_dir, **device)
 
+    def clone(self) -> "FaceAnalyzer":
+        """A twin for another thread: same settings and gallery, its own predictors (sharing the weights)."""
+        twin = copy.copy(self)
+        twin.detector = None if self.detector is None else self.detector.clone()
+        twin.recognizer = None if self.recognizer is None else self.recognizer.clone()
+        return twin
+
     # ---- properties ---------------------------------------------------------------------------------------
     @property
     def model_id(self) -> str:
@@ -196,14 +208,31 @@ class FaceAnalyzer:
         height, width = self.rec_config.input_size
         return int(height), int(width)
 
-    def set_index(self, index: Union[str, GalleryIndex]) -> None:
+    @property
+    def gallery_info(self) -> GalleryInfo:
+        """What a gallery matched by this analyzer must have been built with."""
+        size = self.rec_config.embedding_size
+        if not size and self.recognizer is not None:       # a hand-written model.yaml may not say: measure it
+            size = self.recognizer.embed(np.zeros((1, *self.crop_size, 3), np.uint8)).shape[1]
+        return GalleryInfo(self.model_id, self.crop_mode, int(size or 0))
+
+    def set_index(self, index: GalleryLike) -> None:
+        """Match against ``index``: an index.bin path stays a :class:`GalleryIndex` (faiss search available),
+        other paths/URIs open a :class:`GalleryStore`; refused when built by another recognizer or empty."""
         if self.rec_config is None:
             raise ToolkitError("a gallery index needs recognition enabled (--rec)")
         if isinstance(index, GalleryIndex):
             index.check_model(self.model_id, self.rec_model_dir)
             self.index = index
-        else:
+        elif isinstance(index, GalleryStore):
+            index.check_compatible(self.model_id, self.rec_config.embedding_size, model_dir=self.rec_model_dir)
+            self.index = index
+        elif backend_of(os.fspath(index)) == "index.bin":
             self.index = load_index(os.fspath(index), expected_model_id=self.model_id, model_dir=self.rec_model_dir)
+        else:
+            store = open_store(os.fspath(index), create=False)
+            store.check_compatible(self.model_id, self.rec_config.embedding_size, model_dir=self.rec_model_dir)
+            self.index = store
         if len(self.index) == 0:
             raise ToolkitError(f"{self.index.source}: the gallery is empty; build it with --build_index")
         # Whole-image queries are crops the caller made (usually aligned ones): nothing to compare them with.
@@ -211,6 +240,14 @@ class FaceAnalyzer:
             warnings.warn(f"{self.index.source}: gallery holds {self.index.crop_mode!r} face crops but queries are "
                           f"cut {self.crop_mode!r}; similarities will be lower than they should "
                           f"(use the same --no-align setting for both)", stacklevel=2)
+
+    def match(self, embeddings: np.ndarray) -> list:
+        """Names (``Match``) of L2-normalised embeddings by the top-``cdd_num`` vote in the gallery."""
+        if isinstance(self.index, GalleryIndex):
+            return match_embeddings(self.index, embeddings, threshold=self.rec_thresh, top_k=self.cdd_num,
+                                    backend=self.search_backend)
+        return self.index.match(embeddings, threshold=self.rec_thresh, top_k=self.cdd_num,
+                                backend=self.search_backend)
 
     # ---- the pipeline -------------------------------------------------------------------------------------
     def detect(self, image_rgb: np.ndarray) -> list[Face]:
@@ -271,8 +308,7 @@ class FaceAnalyzer:
         (empty without a gallery)."""
         if self.index is None or not faces:
             return []
-        matches = match_embeddings(self.index, np.stack([face.embedding for face in faces]),
-                                   threshold=self.rec_thresh, top_k=self.cdd_num, backend=self.search_backend)
+        matches = self.match(np.stack([face.embedding for face in faces]))
         for face, match in zip(faces, matches):
             face.name, face.similarity = match.name, match.similarity
         return matches

@@ -125,8 +125,8 @@ class GalleryIndex:
             return self._search_faiss(queries, top_k)
         if backend != "numpy":
             raise ToolkitError(f"unknown search backend {backend!r}; choose numpy or faiss")
-        with _blas_threads_for(len(queries)):
-            return _chunked_top_k(self.features, queries, top_k, chunk_rows)
+        with blas_threads_for(len(queries)):
+            return chunked_top_k(self.features, queries, top_k, chunk_rows)
 
     def _search_faiss(self, queries: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
         try:
@@ -143,14 +143,18 @@ class GalleryIndex:
     # ---- file I/O -----------------------------------------------------------------------------------------
     def save(self, path: str) -> None:
         """Write the gallery atomically (temp file + rename), so an old index is never half-overwritten."""
+        atomic_save_bytes(path, self.to_bytes())
+        self.source = path
+
+    def to_bytes(self) -> bytes:
+        """The ``index.bin`` file contents."""
         buffer = io.BytesIO()
         names = np.asarray(self._names, dtype=np.str_) if len(self) else np.zeros((0,), dtype="<U1")
         np.savez(buffer, magic=np.array(MAGIC), format_version=np.array(FORMAT_VERSION, np.int64),
                  names=names, features=np.ascontiguousarray(self.features, dtype=np.float32),
                  embedding_size=np.array(self.features.shape[1], np.int64), model_id=np.array(self.model_id),
                  crop_mode=np.array(self.crop_mode))
-        atomic_save_bytes(path, buffer.getvalue())
-        self.source = path
+        return buffer.getvalue()
 
 
 def load_index(path: str, expected_model_id: Optional[str] = None, model_dir: str = "") -> GalleryIndex:
@@ -225,7 +229,7 @@ _BLAS_CONTROLLER = None
 FEW_QUERIES = 16
 
 
-def _blas_threads_for(num_queries: int):
+def blas_threads_for(num_queries: int):
     """One BLAS thread for a few queries: the scan is then a memory-bound matrix-vector product that extra
     threads do not speed up, while OpenBLAS's spinning threads slow it 2-3× on a busy machine (measured:
     1M × 128 top-5 at load 8 on 2 cores, 110-140 ms with 1 thread vs 290-320 ms with 2)."""
@@ -241,8 +245,8 @@ def _blas_threads_for(num_queries: int):
     return _BLAS_CONTROLLER.limit(limits=1, user_api="blas")
 
 
-def _chunked_top_k(gallery: np.ndarray, queries: np.ndarray, top_k: int,
-                   chunk_rows: int) -> tuple[np.ndarray, np.ndarray]:
+def chunked_top_k(gallery: np.ndarray, queries: np.ndarray, top_k: int,
+                  chunk_rows: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k inner products, one gallery chunk at a time (bounded temporary memory)."""
     best_scores = np.full((len(queries), 0), -np.inf, dtype=np.float32)
     best_rows = np.zeros((len(queries), 0), dtype=np.int64)

@@ -1,7 +1,9 @@
-"""Building an ``index.bin`` from photos: identity-folder tree or ``path<TAB>name`` label file.
+"""Building a gallery from photos: identity-folder tree or ``path<TAB>name`` label file.
 
 Each image contributes its largest face (detected, aligned, embedded); images that cannot be read or show
-no face are skipped and listed in the report, so one bad photo never stops a gallery build.
+no face are skipped and listed in the report, so one bad photo never stops a gallery build.  The output is
+any gallery store (``index.bin``, ``gallery.db``, ``milvus://...``, see :mod:`arcface_paddle.stores`); the
+faces are added in one change at the end, so concurrent ``--append`` runs into one gallery all land.
 """
 from __future__ import annotations
 
@@ -15,7 +17,16 @@ from tqdm import tqdm
 from arcface_paddle.core.errors import ToolkitError, reason_for
 from arcface_paddle.core.images import is_image_path
 from arcface_paddle.core.safe_io import check_writable_folder
-from arcface_paddle.pipeline.gallery import GalleryIndex, load_index
+from arcface_paddle.stores import (
+    ConflictError,
+    GalleryStore,
+    IncompatibleGalleryError,
+    IndexFileStore,
+    NewFace,
+    NotFoundError,
+    backend_of,
+    open_store,
+)
 
 # How each crop mode is asked for on the command line (for messages).
 CROP_MODE_FLAGS = {"aligned": "detection + alignment, the default", "box": "--no-align",
@@ -24,7 +35,7 @@ CROP_MODE_FLAGS = {"aligned": "detection + alignment, the default", "box": "--no
 
 @dataclasses.dataclass
 class BuildReport:
-    index: GalleryIndex
+    index: GalleryStore                      # the gallery written (in memory when no output was given)
     added: int                               # faces added by this run
     skipped: list                            # (path, reason) of images left out
     output: Optional[str] = None
@@ -79,17 +90,9 @@ def build_gallery(analyzer, img_dir: Optional[str] = None, label_file: Optional[
         items = items_from_tree(img_dir)
     else:
         raise ToolkitError("building an index needs --img_dir (identity folders) or --label (path<TAB>name file)")
-    if output:
-        check_writable_folder(os.path.dirname(os.path.abspath(output)))
-    if append and output and os.path.exists(output):
-        index = load_index(output, expected_model_id=analyzer.model_id, model_dir=analyzer.rec_model_dir)
-        if index.crop_mode != analyzer.crop_mode:
-            raise ToolkitError(f"{output}: gallery holds {index.crop_mode!r} face crops, but these would be "
-                               f"{analyzer.crop_mode!r} ({CROP_MODE_FLAGS[analyzer.crop_mode]}); one gallery must "
-                               f"use one kind, so rebuild it or match the flags it was built with")
-    else:
-        index = GalleryIndex.empty(analyzer.rec_config.embedding_size or 0, analyzer.model_id, analyzer.crop_mode)
-    names, embeddings, skipped = [], [], []
+    info = analyzer.gallery_info
+    existing = _existing_gallery(analyzer, output, append) if output else None
+    names, embeddings, sources, skipped = [], [], [], []
     for path, name in tqdm(items, desc="building index", unit="img", disable=not progress):
         try:
             face, _ = analyzer.embed_largest_face(path)
@@ -98,10 +101,46 @@ def build_gallery(analyzer, img_dir: Optional[str] = None, label_file: Optional[
             continue
         names.append(name)
         embeddings.append(face.embedding)
-    if not embeddings and not len(index):
+        sources.append(os.path.basename(path))
+    if not embeddings and not (existing is not None and len(existing)):
         raise ToolkitError(f"{img_dir or label_file}: no face found in any of {len(items)} images; index not written")
+    if output is None:
+        store = IndexFileStore(None, info=info)
+    else:
+        store = existing or open_store(output, info=info, create=True,
+                                       replace=backend_of(output) == "index.bin" and not append)
     if embeddings:
-        index.add(names, np.stack(embeddings))
-    if output:
-        index.save(output)
-    return BuildReport(index=index, added=len(embeddings), skipped=skipped, output=output)
+        store.add([NewFace(name, embedding, source=source) for name, embedding, source in zip(names, embeddings, sources)])
+    return BuildReport(index=store, added=len(embeddings), skipped=skipped, output=output)
+
+
+def _existing_gallery(analyzer, output: str, append: bool):
+    """The gallery already at ``output`` when it must be checked before the slow work (None: there is none,
+    or an index.bin that a build without --append simply replaces)."""
+    backend = backend_of(output)
+    if backend != "milvus":
+        check_writable_folder(os.path.dirname(os.path.abspath(output)) or ".")
+    if backend == "index.bin" and not append:
+        return None
+    try:
+        store = open_store(output, create=False)
+    except NotFoundError:
+        return None
+    try:
+        store.check_compatible(analyzer.model_id, analyzer.gallery_info.embedding_size,
+                               model_dir=analyzer.rec_model_dir)
+    except IncompatibleGalleryError:
+        store.close()
+        raise
+    if store.crop_mode != analyzer.crop_mode:
+        store.close()
+        raise IncompatibleGalleryError(
+            f"{output}: gallery holds {store.crop_mode!r} face crops, but these would be {analyzer.crop_mode!r} "
+            f"({CROP_MODE_FLAGS[analyzer.crop_mode]}); one gallery must use one kind, so rebuild it or match the "
+            f"flags it was built with")
+    if not append and len(store):
+        count = len(store)
+        store.close()
+        raise ConflictError(f"{output}: gallery already holds {count} faces; add to it with --append, or remove it "
+                            "first to rebuild")
+    return store

@@ -25,6 +25,8 @@ unless it says so:
 """
 from __future__ import annotations
 
+import copy
+
 import cv2
 import numpy as np
 
@@ -104,6 +106,12 @@ class MultiPassDetector:
         if name == "predictor":                       # not set yet (e.g. during unpickling): no recursion
             raise AttributeError(name)
         return getattr(self.predictor, name)
+
+    def clone(self) -> "MultiPassDetector":
+        """A twin with its own predictor (sharing the weights), for another thread."""
+        twin = copy.copy(self)
+        twin.predictor = self.predictor.clone()
+        return twin
 
     # ---- network runs ------------------------------------------------------------------------------------
     def _run(self, images) -> list:

@@ -9,6 +9,7 @@ explicit thread count; GPU fp32/fp16 or TensorRT when asked).
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 
@@ -88,6 +89,12 @@ class DetectorPredictor:
         if len(self._predictor.output_names) != 3:
             raise ToolkitError(f"{model_dir}: program has {len(self._predictor.output_names)} outputs, a BlazeFace "
                                f"export has 3 (boxes, keypoints, scores); re-export it with blazeface_paddle")
+
+    def clone(self) -> "DetectorPredictor":
+        """A twin sharing the weights, for another thread (a predictor is not thread-safe)."""
+        twin = copy.copy(self)
+        twin._predictor = self._predictor.clone()
+        return twin
 
     def _to_input(self, batch_uint8: np.ndarray) -> np.ndarray:
         """N×S×S×3 RGB → N×3×S×S float32 normalised as model.yaml says.

@@ -1,0 +1,1 @@
+"""One router per resource: recognition (photos in, faces out), subjects, gallery, health."""
