@@ -55,8 +55,8 @@ class ServiceProcess:
         with open(self.log_path, encoding="utf-8", errors="replace") as handle:
             return handle.read()[-4000:]
 
-    def client(self, **options) -> httpx.Client:
-        return httpx.Client(base_url=self.url + "/api/v1", timeout=120, **options)
+    def client(self, timeout: float = 120.0) -> httpx.Client:
+        return httpx.Client(base_url=self.url + "/api/v1", timeout=timeout)
 
     def key(self) -> dict:
         return {"X-API-Key": self.api_key} if self.api_key else {}

@@ -28,6 +28,9 @@ def test_wheel_holds_every_shipped_model_where_the_pipeline_looks(repo_root, tmp
     assert [name for name in shipped if name not in names] == []
     # The defaults are found relative to the installed packages: inference_model/ must sit beside them.
     assert "arcface_paddle/pipeline/analyzer.py" in names and "arcface_paddle/cli/detect.py" in names
+    # The service's web page is package data too (served from beside the package).
+    assert {"arcface_paddle/service/static/index.html", "arcface_paddle/service/static/app.js",
+            "arcface_paddle/service/static/style.css", "arcface_paddle/stores/sqlite.py"} <= names
 
 
 def test_wheel_installs_console_command_that_runs_outside_the_checkout(repo_root, tmp_path):
