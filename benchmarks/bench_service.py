@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import glob
+import logging
 import os
 import shutil
 import signal
@@ -149,7 +150,8 @@ def bench_service(args) -> None:
         shutil.rmtree(folder, ignore_errors=True)
     table = PrettyTable(["side", "images/s", "p50 ms", "p99 ms", "p99/p50", "requests"])
     table.add_row([f"service, {args.clients} HTTP clients", f"{ours['images/s']:.1f}", f"{ours['p50']:.0f}",
-                   f"{ours['p99']:.0f}", f"{ours['p99'] / ours['p50']:.2f}", f"{ours['n']} ({ours['failures']} failed)"])
+                   f"{ours['p99']:.0f}", f"{ours['p99'] / ours['p50']:.2f}",
+                   f"{ours['n']} ({ours['failures']} failed)"])
     table.add_row([f"FaceAnalyzer one at a time ({args.cpu_threads} threads)", f"{peer['images/s']:.1f}",
                    f"{peer['p50']:.0f}", f"{peer['p99']:.0f}", f"{peer['p99'] / peer['p50']:.2f}", peer["n"]])
     print(f"photos: {len(images)} ({', '.join(name for name, _ in images)})")
@@ -221,6 +223,7 @@ def bench_search(args) -> None:
 
 def main():
     args = parse_args()
+    logging.getLogger("httpx").setLevel(logging.WARNING)       # one line per request otherwise
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(f"cpu count: {os.cpu_count()}; load average (1, 5, 15 min): {load}")
     if not args.skip_service:

@@ -53,6 +53,10 @@ def assert_error(response, status: int, kind: str, *fragments: str) -> dict:
     return body
 
 
+def recognised_names(client, photo: bytes) -> list:
+    return [face["name"] for face in client.post("/recognize", files={"image": ("g.jpg", photo)}).json()["faces"]]
+
+
 def test_recognise_the_demo_photo(service, photos):
     with service.client() as client:
         response = client.post("/recognize", files={"image": ("group.jpg", photos["group"], "image/jpeg")},
@@ -99,7 +103,7 @@ def test_enrol_rename_delete(service, photos):
         retried = client.post("/subjects/Eileen Collins/faces", files={"images": ("group.jpg", photos["group"])},
                               data=form, headers=key)
         assert retried.status_code == 200 and not retried.json()["faces"][0]["added"]
-        names = [f["name"] for f in client.post("/recognize", files={"image": ("g.jpg", photos["group"])}).json()["faces"]]
+        names = recognised_names(client, photos["group"])
         assert names == ["obama", "Eileen Collins", "grace_hopper"]
         # two photos in one request, ids chosen by the client
         two = client.post("/subjects/Eileen Collins/faces", headers=key, data={"face_id": ["collins-2", "collins-3"]},
@@ -114,7 +118,7 @@ def test_enrol_rename_delete(service, photos):
         subjects = {s["name"]: s["faces"] for s in client.get("/subjects").json()["subjects"]}
         assert subjects == {"biden": 1, "grace_hopper": 1, "obama": 2, "柯林斯": 2}
         assert client.delete("/subjects/柯林斯", headers=key).json() == {"subject": "柯林斯", "faces": 2}
-        names = [f["name"] for f in client.post("/recognize", files={"image": ("g.jpg", photos["group"])}).json()["faces"]]
+        names = recognised_names(client, photos["group"])
         assert names == GROUP_NAMES
 
 

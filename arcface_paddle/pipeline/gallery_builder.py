@@ -11,7 +11,6 @@ import dataclasses
 import os
 from typing import Optional
 
-import numpy as np
 from tqdm import tqdm
 
 from arcface_paddle.core.errors import ToolkitError, reason_for
@@ -110,7 +109,8 @@ def build_gallery(analyzer, img_dir: Optional[str] = None, label_file: Optional[
         store = existing or open_store(output, info=info, create=True,
                                        replace=backend_of(output) == "index.bin" and not append)
     if embeddings:
-        store.add([NewFace(name, embedding, source=source) for name, embedding, source in zip(names, embeddings, sources)])
+        store.add([NewFace(name, embedding, source=source)
+                   for name, embedding, source in zip(names, embeddings, sources)])
     return BuildReport(index=store, added=len(embeddings), skipped=skipped, output=output)
 
 

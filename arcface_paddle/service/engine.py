@@ -12,6 +12,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional
 
+import cv2
 import numpy as np
 
 from arcface_paddle.core.images import encode_image
@@ -24,6 +25,9 @@ from arcface_paddle.service.uploads import decode_upload
 class InferenceEngine:
     def __init__(self, settings: ServiceSettings, on_batch: Optional[Callable[[int], None]] = None):
         self.settings = settings
+        # Requests already run in parallel, one per worker: OpenCV's own thread pool (resize, warp, decode)
+        # would only make the workers fight over the same cores.
+        cv2.setNumThreads(1)
         self.analyzer = FaceAnalyzer(det_model=settings.det_model, rec_model=settings.rec_model,
                                      det_thresh=settings.det_thresh, rec_thresh=settings.rec_thresh,
                                      cdd_num=settings.cdd_num, cpu_threads=1, align=settings.align)

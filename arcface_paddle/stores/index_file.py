@@ -102,7 +102,8 @@ class IndexFileStore(GalleryStore):
     # ---- changes ------------------------------------------------------------------------------------------
     def _add(self, prepared):
         with self._changing():
-            self._index.add([subject for _, subject, _, _, _ in prepared], np.stack([row for _, _, row, _, _ in prepared]))
+            self._index.add([subject for _, subject, _, _, _ in prepared],
+                            np.stack([row for _, _, row, _, _ in prepared]))
         return [FaceRecord(None, subject, source, created) for _, subject, _, source, created in prepared]
 
     def delete_face(self, face_id: str) -> FaceRecord:

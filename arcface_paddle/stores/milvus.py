@@ -35,6 +35,7 @@ META_PROPERTY = "arcface_paddle.gallery"
 FORMAT = "arcface_paddle.gallery.milvus"
 QUERY_BATCH = 4096
 INSERT_BATCH = 2048
+FLUSH_ROWS = 100_000      # seal growing segments after this many inserted rows (searching unsealed data is slow)
 INDEX_TYPES = ("FLAT", "IVF_FLAT", "HNSW", "AUTOINDEX")
 
 
@@ -63,6 +64,7 @@ class MilvusStore(GalleryStore):
         except Exception as error:       # pymilvus raises its own exception types, and OSError for lite files
             raise ToolkitError(f"{display}: cannot connect to Milvus ({_first_line(error)})") from None
         self._collection = collection
+        self._unflushed = 0
         try:
             if not self._client.has_collection(collection):
                 if not create:
@@ -144,6 +146,15 @@ class MilvusStore(GalleryStore):
     def _insert(self, rows: list[dict]) -> None:
         for start in range(0, len(rows), INSERT_BATCH):
             self._client.insert(self._collection, rows[start:start + INSERT_BATCH])
+        self._unflushed += len(rows)
+        if self._unflushed >= FLUSH_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Seal what was inserted: Milvus searches sealed, indexed segments far faster than growing ones
+        (milvus-lite: 0.1 s instead of 3 s for 100k rows)."""
+        self._client.flush(self._collection)
+        self._unflushed = 0
 
     # ---- changes ------------------------------------------------------------------------------------------
     def _add(self, prepared):
@@ -243,7 +254,11 @@ class MilvusStore(GalleryStore):
 
     def close(self) -> None:
         with self._lock:
-            self._client.close()
+            try:
+                if self._unflushed:
+                    self._flush()
+            finally:
+                self._client.close()
 
 
 def _first_line(error: Exception) -> str:

@@ -362,7 +362,8 @@ class SQLiteStore(GalleryStore):
                 return [(np.zeros(0, np.float32), []) for _ in range(len(queries))]
             similarities, rows = self._matrix.top_k(queries, top_k, backend)
             keys = self._matrix.keys
-            return [(sims, [self._names[int(keys[row])] for row in row_ids]) for sims, row_ids in zip(similarities, rows)]
+            return [(sims, [self._names[int(keys[row])] for row in row_ids])
+                    for sims, row_ids in zip(similarities, rows)]
 
     def export_index(self) -> GalleryIndex:
         """Every face in the order it was added."""

@@ -84,7 +84,8 @@ async def enrol(response: Response, name: str = SubjectName,
                 state: ServiceState = Depends(get_state)) -> EnrolOut:
     name = check_subject_name(name)
     if len(images) > state.settings.max_images_per_request:
-        raise InvalidValueError(f"{len(images)} photos in one request (at most {state.settings.max_images_per_request})")
+        raise InvalidValueError(f"{len(images)} photos in one request "
+                                f"(at most {state.settings.max_images_per_request})")
     if face_id is not None and len(face_id) != len(images):
         raise InvalidValueError(f"{len(face_id)} face ids for {len(images)} photos (give one per photo)")
     target = parse_box(box)
