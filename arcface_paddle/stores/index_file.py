@@ -16,14 +16,8 @@ from typing import Optional
 import numpy as np
 
 from arcface_paddle.pipeline.gallery import GalleryIndex, load_index
-from arcface_paddle.stores.base import (
-    FaceRecord,
-    GalleryInfo,
-    GalleryStore,
-    SubjectSummary,
-    check_stored_rows,
-    check_subject_name,
-)
+from arcface_paddle.stores.base import FaceRecord, GalleryInfo, GalleryStore, SubjectSummary
+from arcface_paddle.stores.checks import check_stored_rows, check_subject_name
 from arcface_paddle.stores.errors import ConflictError, NotFoundError, UnsupportedOperationError
 
 

@@ -18,12 +18,9 @@ import numpy as np
 
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.pipeline.gallery import GalleryIndex
-from arcface_paddle.stores.base import (
+from arcface_paddle.stores.base import FaceRecord, GalleryInfo, GalleryStore, SubjectSummary
+from arcface_paddle.stores.checks import (
     MAX_NAME_CHARS,
-    FaceRecord,
-    GalleryInfo,
-    GalleryStore,
-    SubjectSummary,
     check_crop_mode,
     check_face_id,
     check_stored_rows,

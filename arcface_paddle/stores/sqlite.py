@@ -1,9 +1,9 @@
 """``gallery.db``: a gallery in SQLite — the embedded default for a gallery that changes.
 
-Tables: ``meta`` (format, model_id, crop_mode, embedding_size), ``subjects`` (id, unique name, created) and
-``faces`` (id, subject, float32 little-endian embedding, model_id, crop_mode, source, created), plus a
-bounded ``changes`` log.  WAL journal, ``synchronous=FULL``: a change that returned is on disk, and a
-process killed mid-change leaves the database as it was before that change.  Every change is one
+Tables (:mod:`.sqlite_schema`): ``meta``, ``subjects`` (unique names), ``faces`` (id, subject, embedding,
+model_id, crop_mode, source, created) and a bounded ``changes`` log.  WAL journal, ``synchronous=FULL``: a
+change that returned is on disk, and a process killed mid-change leaves the database as it was before that
+change.  Every change is one
 ``BEGIN IMMEDIATE`` transaction, so writers in several processes (the service and a ``--append`` build)
 queue instead of losing each other's faces.
 
@@ -22,45 +22,14 @@ import numpy as np
 
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.pipeline.gallery import GalleryIndex
-from arcface_paddle.stores.base import (
-    FaceRecord,
-    GalleryInfo,
-    GalleryStore,
-    SubjectSummary,
-    check_crop_mode,
-    check_face_id,
-    check_stored_rows,
-    check_subject_name,
-)
+from arcface_paddle.stores.base import FaceRecord, GalleryInfo, GalleryStore, SubjectSummary
+from arcface_paddle.stores.checks import check_face_id, check_stored_rows, check_subject_name
 from arcface_paddle.stores.errors import ConflictError, IncompatibleGalleryError, InvalidValueError, NotFoundError
 from arcface_paddle.stores.matrix import EmbeddingMatrix
+from arcface_paddle.stores.sqlite_schema import connect, decode_rows, encode_row, initialise, is_sqlite_file
 
-FORMAT = "arcface_paddle.gallery.sqlite"
-FORMAT_VERSION = 1
-SQLITE_MAGIC = b"SQLite format 3\x00"
 CHANGES_KEPT = 100_000           # log rows kept for other processes to catch up from
-BUSY_TIMEOUT_S = 60.0
 FETCH_ROWS = 50_000
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS subjects (
-    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS faces (
-    id TEXT PRIMARY KEY, subject_id INTEGER NOT NULL REFERENCES subjects(id), embedding BLOB NOT NULL,
-    model_id TEXT NOT NULL, crop_mode TEXT NOT NULL, source TEXT NOT NULL DEFAULT '', created REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS faces_by_subject ON faces(subject_id);
-CREATE TABLE IF NOT EXISTS changes (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, face_id TEXT, subject_id INTEGER);
-"""
-
-
-def is_sqlite_file(path: str) -> bool:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
-    except OSError:
-        return False
 
 
 class SQLiteStore(GalleryStore):
@@ -77,10 +46,8 @@ class SQLiteStore(GalleryStore):
             raise ToolkitError(f"{path}: a new gallery needs the recognizer's model_id, crop mode and size")
         try:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            stored = self._initialise(info, path)
+            self._db = connect(path)
+            stored = initialise(self._db, info, path)
         except sqlite3.Error as error:
             self._close_quietly()
             raise ToolkitError(f"{path}: cannot open the gallery database ({error})") from None
@@ -107,33 +74,6 @@ class SQLiteStore(GalleryStore):
             database.close()
 
     # ---- schema and loading -------------------------------------------------------------------------------
-    def _initialise(self, info: Optional[GalleryInfo], path: str) -> GalleryInfo:
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            if info is not None:
-                rows = [("format", FORMAT), ("format_version", str(FORMAT_VERSION)), ("model_id", info.model_id),
-                        ("crop_mode", info.crop_mode), ("embedding_size", str(int(info.embedding_size)))]
-                db.executemany("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", rows)
-            meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        if meta.get("format") != FORMAT:
-            raise InvalidValueError(f"{path}: not an arcface_paddle gallery (format {meta.get('format')!r})")
-        if meta.get("format_version") != str(FORMAT_VERSION):
-            raise InvalidValueError(f"{path}: gallery format version {meta.get('format_version')}, this toolkit reads "
-                                    f"{FORMAT_VERSION}")
-        try:
-            size = int(meta["embedding_size"])
-            return GalleryInfo(meta["model_id"], check_crop_mode(meta["crop_mode"], path), size)
-        except (KeyError, ValueError):
-            raise InvalidValueError(f"{path}: corrupt gallery metadata {sorted(meta)}") from None
-
     def _full_load(self) -> None:
         db = self._db
         own_transaction = not db.in_transaction
@@ -163,10 +103,7 @@ class SQLiteStore(GalleryStore):
         self._matrix = matrix
 
     def _decode_rows(self, blobs) -> np.ndarray:
-        width = 4 * self.embedding_size
-        if any(len(blob) != width for blob in blobs):
-            raise InvalidValueError(f"{self.source}: corrupt gallery (an embedding is not {width} bytes)")
-        return np.frombuffer(b"".join(blobs), dtype="<f4").reshape(-1, self.embedding_size).astype(np.float32)
+        return decode_rows(blobs, self.embedding_size, self.source)
 
     # ---- keeping the matrix in step with other connections ------------------------------------------------
     def _catch_up(self) -> None:
@@ -267,7 +204,7 @@ class SQLiteStore(GalleryStore):
                                                           (subject, created)).lastrowid
                 key = subject_ids[subject]
                 db.execute("INSERT INTO faces (id, subject_id, embedding, model_id, crop_mode, source, created) "
-                           "VALUES (?, ?, ?, ?, ?, ?, ?)", (face_id, key, row.astype("<f4").tobytes(), self.model_id,
+                           "VALUES (?, ?, ?, ?, ?, ?, ?)", (face_id, key, encode_row(row), self.model_id,
                                                             self.crop_mode, source, created))
                 records.append(FaceRecord(face_id, subject, source, created))
                 new_ids.append(face_id), new_keys.append(key), new_rows.append(row)

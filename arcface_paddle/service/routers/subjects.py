@@ -27,7 +27,7 @@ from arcface_paddle.service.schemas import (
 )
 from arcface_paddle.service.state import ServiceState, get_state, require_api_key
 from arcface_paddle.stores import IncompatibleGalleryError, InvalidValueError, NewFace
-from arcface_paddle.stores.base import check_subject_name
+from arcface_paddle.stores.checks import check_subject_name
 
 router = APIRouter(prefix="/api/v1", tags=["subjects"])
 changes = [Depends(require_api_key)]
