@@ -60,11 +60,16 @@ def test_upload_recognise_enrol_and_delete_in_the_page(service, browser, repo_ro
 
     wait = WebDriverWait(browser, 120)
 
+    def texts(selector: str) -> list:
+        """Read in one script call: the page re-renders its lists, so element handles would go stale."""
+        return browser.execute_script("return [...document.querySelectorAll(arguments[0])].map(e => e.textContent)",
+                                      selector)
+
     def face_names():
-        return [item.text for item in browser.find_elements(By.CSS_SELECTOR, "#faces .face-name")]
+        return texts("#faces .face-name")
 
     def subjects():
-        return [item.text for item in browser.find_elements(By.CSS_SELECTOR, "#subjects .subject-name")]
+        return texts("#subjects .subject-name")
 
     browser.get(service.url + "/")
     wait.until(lambda _: subjects() == ["biden", "grace_hopper", "obama"])
@@ -80,14 +85,10 @@ def test_upload_recognise_enrol_and_delete_in_the_page(service, browser, repo_ro
     stranger.find_element(By.CSS_SELECTOR, ".enrol-button").click()
     wait.until(lambda _: face_names() == ["obama", "Eileen Collins", "grace_hopper"])
     assert "Eileen Collins" in subjects()
-    counts = {item.find_element(By.CSS_SELECTOR, ".subject-name").text:
-              item.find_element(By.CSS_SELECTOR, ".subject-count").text
-              for item in browser.find_elements(By.CSS_SELECTOR, "#subjects .subject")}
+    counts = dict(zip(subjects(), texts("#subjects .subject-count")))
     assert counts["Eileen Collins"] == "1 face" and counts["obama"] == "2 faces"
 
-    row = [item for item in browser.find_elements(By.CSS_SELECTOR, "#subjects .subject")
-           if item.find_element(By.CSS_SELECTOR, ".subject-name").text == "Eileen Collins"][0]
-    row.find_element(By.CSS_SELECTOR, ".delete-subject").click()
+    browser.find_element(By.CSS_SELECTOR, '#subjects .subject[data-name="Eileen Collins"] .delete-subject').click()
     browser.switch_to.alert.accept()
     wait.until(lambda _: subjects() == ["biden", "grace_hopper", "obama"] and face_names() == GROUP_NAMES)
     severe = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]

@@ -38,7 +38,8 @@ class IndexFileStore(GalleryStore):
         """``path`` None: a gallery in memory only (``index`` or empty). ``replace``: start empty and overwrite
         the file at the first change (``--build_index`` without ``--append``)."""
         self.path = None if path is None else os.fspath(path)
-        self._identity = None
+        self._identity = None             # the file as last read or written by us (None: no file then)
+        self._replacing = replace         # the first save overwrites whatever the file holds
         if index is not None:
             loaded = index
         elif self.path is not None and not replace and os.path.exists(self.path):
@@ -81,11 +82,13 @@ class IndexFileStore(GalleryStore):
             with open(self.path + ".lock", "a+b") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
                 try:
-                    if self._identity is not None and _file_identity(self.path) != self._identity:
-                        self._index = self._load()
+                    current = _file_identity(self.path)
+                    if not self._replacing and current is not None and current != self._identity:
+                        self._index = self._load()       # another process wrote (or created) it meanwhile
                     yield
                     self._index.save(self.path)
                     self._identity = _file_identity(self.path)
+                    self._replacing = False
                 finally:
                     fcntl.flock(lock, fcntl.LOCK_UN)
 
@@ -130,8 +133,10 @@ class IndexFileStore(GalleryStore):
     def _fresh(self) -> GalleryIndex:
         """The index, re-read if another process rewrote the file since."""
         with self._lock:
-            if self.path is not None and self._identity is not None and _file_identity(self.path) != self._identity:
-                self._index = self._load()
+            if self.path is not None and not self._replacing:
+                current = _file_identity(self.path)
+                if current is not None and current != self._identity:
+                    self._index = self._load()
             return self._index
 
     def subjects(self) -> list[SubjectSummary]:
