@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+import urllib.parse
 
 import pytest
 
@@ -191,9 +192,34 @@ def check_command(where: str, argv: list[str], uses: dict, problems: list[str]) 
     elif program == "visualdl":
         if not (BIN / "visualdl").exists():
             problems.append(f"{where}: visualdl is not installed beside {sys.executable}")
+    elif program == "curl":
+        check_curl(argv[1:], problems, where)
+    elif program in ("openssl", "chmod"):             # system tools the service docs use to make an API key file
+        pass
     else:
         problems.append(f"{where}: unknown program {program!r} in {shlex.join(argv)!r}: teach tests/test_docs.py "
                         "about it")
+
+
+def service_routes() -> list:
+    """The service's paths (from its OpenAPI schema) as regular expressions."""
+    from arcface_paddle.service.app import create_app  # optional extra [service], in the test extras
+    from arcface_paddle.service.settings import ServiceSettings
+
+    paths = create_app(ServiceSettings()).openapi()["paths"]
+    return [re.compile("^" + re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(path)) + "$") for path in paths]
+
+
+def check_curl(args: list[str], problems: list[str], where: str) -> None:
+    """A documented curl call uploads files that exist and asks for a path the service has."""
+    for word in args:
+        for upload in re.findall(r"=@([^;\s]+)", word):
+            if not upload.startswith(("/", "~", "$")) and not (REPO / upload).is_file():
+                problems.append(f"{where}: curl uploads {upload}, which does not exist")
+        if word.startswith("http"):
+            path = urllib.parse.urlsplit(word).path
+            if not any(route.match(path) for route in service_routes()):
+                problems.append(f"{where}: curl asks for {path}, which the service does not serve")
 
 
 def _run_help(key: tuple[str, str]) -> tuple[tuple[str, str], subprocess.CompletedProcess]:

@@ -14,6 +14,7 @@ import ipaddress
 import os
 import sys
 
+from arcface_paddle.cli.device_options import add_device_arguments, device_options
 from arcface_paddle.core.errors import ToolkitError, run_cli
 from arcface_paddle.core.safe_io import read_file_bytes
 from arcface_paddle.pipeline.gallery_vote import DEFAULT_CANDIDATES, DEFAULT_REC_THRESHOLD
@@ -46,6 +47,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--max_upload_mb", type=float, default=20.0, help="largest request with photos (default 20)")
     parser.add_argument("--max_megapixels", type=float, default=40.0,
                         help="largest photo by declared size, checked before decoding (default 40)")
+    add_device_arguments(parser)
     parser.add_argument("--log_level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     return parser.parse_args(argv)
 
@@ -72,7 +74,7 @@ def settings_from(args):
                    det_thresh=args.det_thresh, rec_thresh=args.rec_thresh, cdd_num=args.cdd_num, align=args.align,
                    batch_window_ms=args.batch_window_ms, max_batch=args.max_batch,
                    max_upload_bytes=int(args.max_upload_mb * MEGABYTE), max_pixels=int(args.max_megapixels * 1e6),
-                   api_key=read_api_key(args), import_index=args.import_index)
+                   api_key=read_api_key(args), import_index=args.import_index, device=device_options(args))
     if args.workers:
         options["workers"] = args.workers
     return ServiceSettings(**options)

@@ -20,7 +20,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from arcface_paddle import __version__
-from arcface_paddle.pipeline.analyzer import REPO_MODELS
+from arcface_paddle.core.shipped_models import SHIPPED_MODELS_DIR
 from arcface_paddle.service.engine import InferenceEngine
 from arcface_paddle.service.errors import install_error_handlers
 from arcface_paddle.service.metrics import MetricsMiddleware, ServiceMetrics
@@ -37,7 +37,7 @@ GALLERY_THREADS = 4
 def private_texts(settings: ServiceSettings, engine: InferenceEngine) -> list:
     """Server-side texts that must not reach a client, with what a client sees instead."""
     pairs = [(os.path.abspath(settings.gallery), "gallery"), (settings.gallery, "gallery"),
-             (REPO_MODELS, "<models>"), (tempfile.gettempdir(), "<tmp>")]
+             (SHIPPED_MODELS_DIR, "<models>"), (tempfile.gettempdir(), "<tmp>")]
     for folder, public in ((engine.analyzer.rec_model_dir, "<recognizer>"),
                            (getattr(engine.analyzer.detector, "model_dir", None), "<detector>")):
         if folder:

@@ -30,7 +30,8 @@ class InferenceEngine:
         cv2.setNumThreads(1)
         self.analyzer = FaceAnalyzer(det_model=settings.det_model, rec_model=settings.rec_model,
                                      det_thresh=settings.det_thresh, rec_thresh=settings.rec_thresh,
-                                     cdd_num=settings.cdd_num, cpu_threads=1, align=settings.align)
+                                     cdd_num=settings.cdd_num, cpu_threads=1, align=settings.align,
+                                     **settings.device)
         self._local = threading.local()
         self._twins = [self.analyzer]           # the first worker uses the original's predictors
         self._twins_lock = threading.Lock()
