@@ -23,10 +23,10 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tomllib
 import urllib.parse
 
 import pytest
+import tomllib
 
 from arcface_paddle.cli.main import COMMANDS
 

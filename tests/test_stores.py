@@ -11,6 +11,7 @@ import uuid
 import numpy as np
 import pytest
 
+from arcface_paddle.core.embeddings import l2_normalize
 from arcface_paddle.pipeline.gallery import GalleryIndex, load_index
 from arcface_paddle.pipeline.gallery_vote import UNKNOWN
 from arcface_paddle.stores import (
@@ -182,13 +183,19 @@ def test_another_recognizer_size_or_crop_is_refused_by_every_backend(gallery_uri
 
 
 def test_export_import_round_trip_between_backends(gallery_uri, tmp_path):
-    rows = unit_rows(6, seed=11)
+    # unit rows whose last bits normalising again, and again, would change: a store must keep them as given
+    def moves(row):
+        return not np.array_equal(l2_normalize(row[None])[0], row)
+    candidates = unit_rows(3000, seed=11)
+    rows = np.stack([row for row in candidates if moves(row) and moves(l2_normalize(row[None])[0])][:6])
+    assert len(rows) == 6
     source = GalleryIndex(["ada", "ada", "grace", "奥巴马", "grace", "ada"], rows, model_id="model-a")
     store = open_store(gallery_uri, INFO)
     assert store.import_index(source) == 6
+    exported = store.export_index()
     if store.supports_face_ids:
         assert store.import_index(source) == 0                # importing the same file again adds nothing
-    exported = store.export_index()
+        assert store.import_index(exported) == 0              # nor does importing what it exported
     assert sorted(exported.names) == sorted(source.names)
     order = np.lexsort((exported.features[:, 0], exported.names))
     reference = np.lexsort((source.features[:, 0], source.names))

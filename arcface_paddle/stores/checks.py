@@ -19,6 +19,7 @@ from arcface_paddle.pipeline.gallery_vote import UNKNOWN
 from arcface_paddle.stores.errors import IncompatibleGalleryError, InvalidValueError
 
 MAX_NAME_CHARS = 200
+UNIT_TOLERANCE = 1e-6        # a row this close to unit length is stored as given
 FACE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 NORM_TOLERANCE = 1e-3        # stored rows are unit length; more drift than this means a damaged gallery
 
@@ -72,7 +73,10 @@ def checked_embeddings(rows, embedding_size: int, where: str = "embedding") -> n
     norms = np.linalg.norm(rows, axis=1)
     if (norms <= 1e-6).any():
         raise InvalidValueError(f"{where}: an all-zero embedding cannot be compared")
-    return l2_normalize(rows)
+    # Rows already unit length are kept bit for bit (normalising again could move the last bit): an exported
+    # gallery imported again then has the same content face ids, so nothing is added twice.
+    unit = np.abs(norms - 1.0) <= UNIT_TOLERANCE
+    return np.where(unit[:, None], rows, l2_normalize(rows)).astype(np.float32)
 
 
 def check_stored_rows(rows: np.ndarray, where: str) -> None:
