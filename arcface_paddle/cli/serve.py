@@ -35,8 +35,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--det_model", help="detector folder with model.yaml (default: shipped BlazeFace)")
     parser.add_argument("--rec_model", help="recognizer folder with model.yaml (default: shipped SFace)")
     parser.add_argument("--det_thresh", type=float, help="detection score threshold (default: the model's)")
-    parser.add_argument("--rec_thresh", type=float, default=DEFAULT_REC_THRESHOLD,
-                        help=f"cosine similarity below which a face is 'unknown' (default {DEFAULT_REC_THRESHOLD})")
+    parser.add_argument("--rec_thresh", type=float, default=None,
+                        help="cosine similarity below which a face is 'unknown' (default: the recognizer's threshold "
+                             f"from its model.yaml, else {DEFAULT_REC_THRESHOLD})")
     parser.add_argument("--cdd_num", type=int, default=DEFAULT_CANDIDATES, help="gallery candidates that vote")
     parser.add_argument("--no-align", dest="align", action="store_false",
                         help="crop the detection box instead of aligning by keypoints")
@@ -99,6 +100,8 @@ def main(argv=None) -> int:
         print(f"warning: binding {args.host} without an API key: anyone who reaches this port can change the "
               f"gallery (set ${API_KEY_ENV} or --api_key_file)", file=sys.stderr)
     state = open_service(settings)
+    analyzer = state.engine.analyzer
+    print(f"recognition threshold {analyzer.rec_thresh:.4f}: {analyzer.rec_thresh_source}", file=sys.stderr)
     print(f"gallery {args.gallery}: {len(state.store)} faces ({state.store.backend}); serving "
           f"http://{args.host}:{args.port}/ (API docs at /docs)", file=sys.stderr, flush=True)
     uvicorn.run(create_app(settings, state), host=args.host, port=args.port, log_level=args.log_level,

@@ -6,7 +6,7 @@ import os
 from typing import Optional
 
 from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.pipeline.gallery_vote import DEFAULT_CANDIDATES, DEFAULT_REC_THRESHOLD
+from arcface_paddle.pipeline.gallery_vote import DEFAULT_CANDIDATES
 
 DEFAULT_GALLERY = os.path.join("data", "gallery.db")
 MEGABYTE = 1024 * 1024
@@ -26,7 +26,7 @@ class ServiceSettings:
     det_model: Optional[str] = None              # None: the shipped BlazeFace
     rec_model: Optional[str] = None              # None: the shipped SFace
     det_thresh: Optional[float] = None
-    rec_thresh: float = DEFAULT_REC_THRESHOLD
+    rec_thresh: Optional[float] = None           # None: the recognizer's own (model.yaml), else the default
     cdd_num: int = DEFAULT_CANDIDATES
     align: bool = True
     workers: int = dataclasses.field(default_factory=default_workers)   # inference threads, 1 core each

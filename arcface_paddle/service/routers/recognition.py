@@ -46,7 +46,7 @@ async def recognize(image: UploadFile = File(..., description="a photo (JPEG, PN
     pixels, faces = await state.engine.analyze(data, name)
     if faces:
         settings = state.settings
-        threshold = settings.rec_thresh if threshold is None else threshold
+        threshold = state.engine.analyzer.rec_thresh if threshold is None else threshold
         matches = await state.gallery(state.store.match, np.stack([face.embedding for face in faces]), threshold,
                                       settings.cdd_num)
         for face, match in zip(faces, matches):
@@ -86,7 +86,7 @@ async def compare(image1: UploadFile = File(...), image2: UploadFile = File(...)
         if face is None:
             raise ToolkitError(f"{name}: no face found")
         chosen.append(face)
-    threshold = state.settings.rec_thresh if threshold is None else threshold
+    threshold = state.engine.analyzer.rec_thresh if threshold is None else threshold
     similarity = float(np.clip(chosen[0].embedding @ chosen[1].embedding, -1.0, 1.0))
     return CompareOut(similarity=round(similarity, 4), distance=round(embedding_distance(similarity), 4),
                       same_person=similarity >= threshold, threshold=threshold,
