@@ -8,11 +8,11 @@ Resumable: files already in the output are skipped. Images that are unreadable o
 """
 from __future__ import annotations
 
-import argparse
 import warnings
 
 from prettytable import PrettyTable
 
+from arcface_paddle.cli.arguments import ArgumentParser
 from arcface_paddle.core.errors import run_cli
 from arcface_paddle.pipeline.dataset_alignment import align_dataset
 
@@ -21,7 +21,7 @@ warnings.filterwarnings("ignore", message="No ccache found")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", required=True, help="raw tree: INPUT/<identity>/<image>")
     parser.add_argument("--output", required=True, help="aligned tree, same relative paths")
     parser.add_argument("--size", type=int, default=112, help="crop side in pixels (default 112)")

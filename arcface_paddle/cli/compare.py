@@ -4,11 +4,11 @@
 """
 from __future__ import annotations
 
-import argparse
 import warnings
 
 from prettytable import PrettyTable
 
+from arcface_paddle.cli.arguments import ArgumentParser
 from arcface_paddle.cli.device_options import add_device_arguments, device_options
 from arcface_paddle.core.errors import run_cli
 from arcface_paddle.pipeline.gallery_vote import DEFAULT_REC_THRESHOLD
@@ -19,7 +19,7 @@ warnings.filterwarnings("ignore", message="No ccache found")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("image1")
     parser.add_argument("image2")
     parser.add_argument("--show", metavar="OUT.png", help="write both aligned faces side by side with the score")

@@ -12,6 +12,7 @@ import os
 
 from prettytable import PrettyTable
 
+from arcface_paddle.cli.arguments import ArgumentParser
 from arcface_paddle.core.errors import ToolkitError, run_cli
 from arcface_paddle.core.safe_io import atomic_write
 from arcface_paddle.data import convert
@@ -20,7 +21,7 @@ MAX_LISTED = 50
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", required=True, choices=["image2bin", "bin2image", "label", "rec2bin"])
     parser.add_argument("--image_path", help="identity-folder tree / flat image folder (input or output)")
     parser.add_argument("--bin_path", help="shard dataset folder (images/*.bin + label.txt)")

@@ -11,7 +11,6 @@ With several photos a bad file does not stop the run: it is listed at the end an
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -21,10 +20,17 @@ import numpy as np
 from prettytable import PrettyTable
 from tqdm import tqdm
 
+from arcface_paddle.cli.arguments import ArgumentParser
 from arcface_paddle.cli.device_options import add_device_arguments, device_options
 from arcface_paddle.core.errors import ToolkitError, reason_for, run_cli
 from arcface_paddle.core.images import encode_image, list_images, read_image
-from arcface_paddle.core.safe_io import atomic_save_bytes, atomic_write, check_writable_folder
+from arcface_paddle.core.safe_io import (
+    atomic_save_bytes,
+    atomic_write,
+    check_output_file,
+    check_writable_folder,
+    refuse_overwriting_inputs,
+)
 from arcface_paddle.core.shipped_models import DEFAULT_DETECTOR
 from blazeface_paddle.inference.passes import MultiPassDetector, tiling_from_text
 from blazeface_paddle.inference.predictor import DetectorPredictor
@@ -69,6 +75,7 @@ def detect_files(images, *, model: str = DEFAULT_DETECTOR, threshold: float | No
 
     if draw_dir:
         check_writable_folder(draw_dir)
+        refuse_overwriting_inputs([drawn_path(draw_dir, path) for path in images], images)
     tiling = tiling_from_text(tile_size)
     predictor = DetectorPredictor(model, cpu_threads=cpu_threads, score_threshold=threshold, nms=nms, **device)
     detector = MultiPassDetector(predictor, closeup=closeup, tiling=tiling, refine_keypoints=refine_keypoints)
@@ -84,13 +91,16 @@ def detect_files(images, *, model: str = DEFAULT_DETECTOR, threshold: float | No
         faces = detector.detect(image)
         results[path] = [face.as_dict() for face in faces]
         if draw_dir:
-            name = os.path.splitext(os.path.basename(path))[0] + ".jpg"
-            atomic_save_bytes(os.path.join(draw_dir, name), encode_image(draw_detections(image, faces), source=path))
+            atomic_save_bytes(drawn_path(draw_dir, path), encode_image(draw_detections(image, faces), source=path))
     return results
 
 
+def drawn_path(draw_dir: str, image_path: str) -> str:
+    return os.path.join(draw_dir, os.path.splitext(os.path.basename(image_path))[0] + ".jpg")
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("images", nargs="+",
                         help="photos or folders of photos (jpg/png/...; gray, RGBA and 16-bit are fine)")
     parser.add_argument("--model", default=DEFAULT_DETECTOR, help="exported BlazeFace folder (default: full range)")
@@ -110,7 +120,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     images = expand_inputs(args.images)
     if args.json:
-        check_writable_folder(os.path.dirname(os.path.abspath(args.json)))
+        check_output_file(args.json, "--json file")
+        refuse_overwriting_inputs([args.json], images)
     # One photo: its error is the answer.  Several: report bad files at the end and keep going.
     failed = [] if len(images) > 1 else None
     results = detect_files(images, model=args.model, threshold=args.threshold, nms=args.nms,

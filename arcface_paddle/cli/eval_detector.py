@@ -20,8 +20,9 @@ import json
 
 import numpy as np
 
+from arcface_paddle.cli.arguments import ArgumentParser
 from arcface_paddle.core.errors import ToolkitError, run_cli
-from arcface_paddle.core.safe_io import atomic_write
+from arcface_paddle.core.safe_io import atomic_write, check_output_file
 from blazeface_paddle.inference.passes import MultiPassDetector, tiling_from_text
 from blazeface_paddle.inference.predictor import DetectorPredictor
 from blazeface_paddle.training import wider_protocol
@@ -29,7 +30,7 @@ from blazeface_paddle.training.evaluation import evaluate_model
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model",
                         help="training checkpoint / output folder, or an exported model folder (with model.yaml)")
     source = parser.add_mutually_exclusive_group(required=True)
@@ -72,6 +73,8 @@ def wider_predictions(args, ground_truth) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.json:
+        check_output_file(args.json, "--json file")       # before the evaluation, not after it
     if args.wider_gt:
         ground_truth = wider_protocol.load_ground_truth(args.wider_gt)
         predictions = wider_predictions(args, ground_truth)

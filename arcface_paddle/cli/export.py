@@ -11,13 +11,15 @@ checkpoint's meta.json names the network.  Writes inference.pdmodel (or inferenc
 import argparse
 import sys
 
+from arcface_paddle.cli.arguments import ArgumentParser
 from arcface_paddle.core.errors import run_cli
 from arcface_paddle.core.model_yaml import PROGRAM_NAMES
+from arcface_paddle.core.program_export import check_export_folder
 from arcface_paddle.inference.export import export_checkpoint
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--network", default=None,
                         help="backbone name (MobileFaceNet_128, iResNet50, ...); read from meta.json for a "
                              "checkpoint folder, required for a bare .pdparams file")
@@ -34,6 +36,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    check_export_folder(args.output)
 
     options = {"embedding_size": args.embedding_size} if args.embedding_size else {}
     config = export_checkpoint(args.checkpoint, args.output, network=args.network, fmt=args.format,

@@ -15,9 +15,11 @@ import json
 import os
 from typing import Optional
 
+from arcface_paddle.cli.arguments import ArgumentParser
 from arcface_paddle.core.checkpoint import BACKBONE_FILE, META_FILE
 from arcface_paddle.core.errors import ToolkitError, run_cli
 from arcface_paddle.core.model_yaml import ModelConfig
+from arcface_paddle.core.program_export import check_export_folder
 from arcface_paddle.core.safe_io import atomic_write
 from arcface_paddle.inference.export import export_model
 
@@ -92,7 +94,7 @@ def import_pretrained(source: str, network: str, output: str, checkpoint: Option
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", required=True,
                         help="weights file: FILE.onnx (recognizer) or FILE.tflite (BlazeFace)")
     parser.add_argument("--network", required=True,
@@ -110,6 +112,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    check_export_folder(args.output)
     import paddle  # heavy (paddle): imported on first use
 
     paddle.set_device("cpu")

@@ -13,13 +13,15 @@ import time
 
 from prettytable import PrettyTable
 
+from arcface_paddle.cli.arguments import ArgumentParser
 from arcface_paddle.core.errors import ToolkitError, run_cli
+from arcface_paddle.core.safe_io import check_writable_folder
 from arcface_paddle.data.synthetic import write_synthetic_shards, write_synthetic_tree, write_synthetic_verification_bin
 from arcface_paddle.synthetic.faces import SyntheticFaces
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", required=True, help="output folder")
     parser.add_argument("--num_identities", type=int, default=100)
     parser.add_argument("--images_per_identity", type=int, default=20)
@@ -34,6 +36,7 @@ def main(argv=None) -> int:
         raise ToolkitError("--num_identities and --images_per_identity must be >= 1")
     if args.val_identities == 1:
         raise ToolkitError("--val_identities must be 0 or >= 2 (different-person pairs need two people)")
+    check_writable_folder(args.output, create=False)
 
     faces = SyntheticFaces(args.num_identities, args.images_per_identity, seed=args.seed, image_size=args.image_size)
     table = PrettyTable(["output", "images", "identities", "seconds"])

@@ -8,18 +8,20 @@ import argparse
 
 from prettytable import PrettyTable
 
+from arcface_paddle.cli.arguments import ArgumentParser
 from arcface_paddle.core.errors import run_cli
+from arcface_paddle.core.safe_io import check_output_file
 from arcface_paddle.data.verification_bin import pairs_from_tree, save_verification_bin
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--image_path", required=True, help="identity-folder tree root/<person>/<image>")
     parser.add_argument("--output", required=True, help="verification .bin to write")
     parser.add_argument("--num_pairs", type=int, default=3000, help="pairs, half same-person (default 3000)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-
+    check_output_file(args.output, "verification file")       # before reading the tree, not after
     images, issame = pairs_from_tree(root=args.image_path, num_pairs=args.num_pairs, seed=args.seed)
     save_verification_bin(args.output, images, issame)
     table = PrettyTable(["output", "pairs", "same", "different", "images"])

@@ -22,6 +22,7 @@ import warnings
 
 from prettytable import PrettyTable
 
+from arcface_paddle.cli.arguments import ArgumentParser
 from arcface_paddle.cli.device_options import add_device_arguments, device_options
 from arcface_paddle.core.errors import EXIT_INTERRUPTED, ToolkitError, run_cli
 from arcface_paddle.core.safe_io import check_writable_folder
@@ -42,7 +43,7 @@ warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--det", action="store_true", help="run face detection (alone: draw detections only)")
     parser.add_argument("--rec", action="store_true", help="run recognition (alone: the whole image is one face)")
     parser.add_argument("--input", help="image, folder of images, video (.mp4/.avi/.mov/.mkv), camera index (0) "
@@ -154,7 +155,7 @@ def main(argv=None) -> int:
     if not args.build_index and not args.input:
         raise ToolkitError("nothing to do: give --input (image, folder, video) or --build_index OUT")
     if args.input and not args.build_index:
-        check_input(args.input)
+        check_input(args.input, args.output)
         check_writable_folder(args.output)
     if args.build_index and not args.import_index:
         items_from_label_file(args.label, args.img_dir) if args.label else items_from_tree(args.img_dir or "")

@@ -16,7 +16,9 @@ import argparse
 import os
 import sys
 
+from arcface_paddle.cli.arguments import ArgumentParser
 from arcface_paddle.core.errors import ToolkitError, run_cli
+from arcface_paddle.core.safe_io import check_writable_folder
 from arcface_paddle.core.yaml_config import dump_config, parse_override
 from arcface_paddle.training.config import FLAG_KEYS, load_config
 from arcface_paddle.training.launcher import launched_by_paddle, run_launcher
@@ -24,7 +26,7 @@ from arcface_paddle.training.run_config import run_folder_of, saved_run_config
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", "-c", help="YAML config (may name `base: base.yaml`); with --resume, leave it "
                                                "out to continue with the run's own config")
     parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
@@ -75,6 +77,9 @@ def main(argv=None):
     if args.print_config:
         print(dump_config(config), end="")
         return 0
+    check_writable_folder(config["output"], create=False)    # before data and model load, not at the first checkpoint
+    if config["logdir"]:
+        check_writable_folder(config["logdir"], create=False)
     if args.nproc_per_node is not None and args.nproc_per_node < 1:
         raise ToolkitError(f"--nproc_per_node must be >= 1, got {args.nproc_per_node}")
     if args.nproc_per_node and args.nproc_per_node > 1 and not launched_by_paddle():

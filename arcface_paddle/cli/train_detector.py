@@ -9,12 +9,15 @@ from __future__ import annotations
 import argparse
 import os
 
+from arcface_paddle.cli.arguments import ArgumentParser
 from arcface_paddle.core.errors import ToolkitError, run_cli
+from arcface_paddle.core.program_export import check_export_folder
+from arcface_paddle.core.safe_io import check_writable_folder
 from blazeface_paddle.training.config import load_detector_config
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--config", required=True, help="YAML config (configs/blazeface_*.yaml)")
     parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. -o max_steps=2000 -o data.num_workers=4")
@@ -38,6 +41,9 @@ def main(argv=None) -> int:
         if getattr(args, key):
             overrides.append(f"{key}={getattr(args, key)}")
     config = load_detector_config(args.config, overrides=overrides)
+    check_writable_folder(config["output"], create=False)    # before training, not at the first checkpoint
+    if args.export:
+        check_export_folder(args.export)
     paddle.set_device(args.device)
     result = train_detector(config)
     print(f"trained {result.steps} steps; checkpoint: {result.checkpoint}")

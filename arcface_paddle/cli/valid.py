@@ -17,14 +17,16 @@ import io
 import os
 import sys
 
+from arcface_paddle.cli.arguments import ArgumentParser
 from arcface_paddle.core.errors import ToolkitError, run_cli
+from arcface_paddle.core.safe_io import check_writable_folder
 from arcface_paddle.evaluation.metrics import DEFAULT_FARS, PROTOCOLS
 from arcface_paddle.evaluation.validate import RESULTS_JSON, validate
 from arcface_paddle.evaluation.verification import far_label
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", "--checkpoint", "--pretrained_model", dest="model", required=True,
                         help="checkpoint folder (or training output folder → newest checkpoint), a backbone "
                              ".pdparams file, or an exported model folder with model.yaml")
@@ -64,6 +66,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.threads < 1:
         raise ToolkitError(f"--threads must be >= 1, got {args.threads}")
+    check_writable_folder(args.output, create=False)    # before the (slow) evaluation, not after it
     os.environ["OMP_NUM_THREADS"] = str(args.threads)   # eager CPU kernels read it when paddle is imported
     _import_paddle_quietly()
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.restricted_pickle import load_pickle_file
-from arcface_paddle.core.safe_io import atomic_save_bytes, atomic_write
+from arcface_paddle.core.safe_io import atomic_save_bytes, atomic_write, read_text_file
 
 CHECKPOINTS_DIR = "checkpoints"
 LATEST_NAME = "latest"
@@ -124,11 +124,10 @@ def latest_checkpoint(output_dir: str) -> Optional[str]:
 
 def read_meta(folder: str) -> dict:
     path = os.path.join(folder, META_FILE)
+    if not os.path.exists(path):
+        raise ToolkitError(f"{path}: missing (not a checkpoint folder)")
     try:
-        with open(path, "r", encoding="utf-8") as handle:
-            meta = json.load(handle)
-    except FileNotFoundError:
-        raise ToolkitError(f"{path}: missing (not a checkpoint folder)") from None
+        meta = json.loads(read_text_file(path, "checkpoint meta.json"))
     except json.JSONDecodeError as error:
         raise ToolkitError(f"{path}: corrupt JSON ({error})") from None
     if not isinstance(meta, dict):

@@ -9,6 +9,7 @@ from typing import Callable
 
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.model_yaml import MODEL_CONFIG_NAME, PARAMS_NAME, PROGRAM_NAMES, file_sha256
+from arcface_paddle.core.safe_io import check_writable_folder
 
 ONNX_NAME = "inference.onnx"
 MIN_ONNX_OPSET = 11
@@ -53,6 +54,15 @@ def rewrite_legacy_program(program_path: str, *block_rewrites: Callable) -> None
             rewrite(block)
     with open(program_path, "wb") as handle:
         handle.write(program.SerializeToString(deterministic=True))
+
+
+def check_export_folder(output_dir: str) -> None:
+    """Before an export starts: ``output_dir`` is not a file, and its parent (where the export is staged) is
+    writable."""
+    output_dir = os.path.abspath(output_dir)
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise ToolkitError(f"{output_dir}: exists and is not a folder")
+    check_writable_folder(os.path.dirname(output_dir), create=False)
 
 
 def move_export_into_place(staging: str, output_dir: str) -> None:

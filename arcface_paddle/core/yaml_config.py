@@ -12,6 +12,7 @@ import os
 import yaml
 
 from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.core.safe_io import read_text_file
 
 
 def read_yaml_chain(path: str, seen: tuple = ()) -> dict:
@@ -19,11 +20,10 @@ def read_yaml_chain(path: str, seen: tuple = ()) -> dict:
     real = os.path.realpath(path)
     if real in seen:
         raise ToolkitError(f"{path}: 'base:' chain loops back to itself")
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise ToolkitError(f"{path}: config file not found")
     try:
-        with open(path, "r", encoding="utf-8") as handle:
-            raw = yaml.safe_load(handle) or {}
+        raw = yaml.safe_load(read_text_file(path, "config file")) or {}
     except yaml.YAMLError as error:
         raise ToolkitError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
     if not isinstance(raw, dict):
