@@ -2,19 +2,34 @@
 
 ``decode_image`` accepts grayscale, RGB, RGBA (alpha dropped) and 16-bit files; ``as_rgb_uint8`` does the
 same for arrays (also float and bool).  Anything else is a one-line :class:`ToolkitError` naming the source.
-Every reader of photos (pipeline, detector, datasets, verification sets, annotations) comes through here.
+Every reader of photos (pipeline, detector, datasets, verification sets, annotations, image2bin's check)
+comes through here.
+
+Before any pixel is decoded, the size the file *declares* in its header is read (Pillow opens lazily) and
+refused above :data:`MAX_PIXELS`: a 74-byte PNG can declare 100000×100000 pixels, and decoding it would
+ask for 30 GB.  Formats Pillow cannot identify are decoded by OpenCV, whose own limit is set to the same
+value (``OPENCV_IO_MAX_IMAGE_PIXELS``).
 """
 from __future__ import annotations
 
+import io
 import os
-
-import cv2
-import numpy as np
+import re
+import struct
+import warnings
 
 from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.core.safe_io import read_file_bytes
+
+MAX_PIXELS = 100_000_000     # 10k × 10k; bigger images are refused rather than exhausting memory
+# OpenCV reads this once, at its first decode: formats Pillow does not know are held to the same limit.
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
+
+import cv2  # noqa: E402  (after the limit above is in the environment)
+import numpy as np  # noqa: E402
+from PIL import Image, UnidentifiedImageError  # noqa: E402
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")   # what folders are scanned for
-MAX_PIXELS = 100_000_000     # 10k × 10k; bigger images are refused rather than exhausting memory
 
 
 def is_image_path(path: str) -> bool:
@@ -75,10 +90,45 @@ def from_opencv(image: np.ndarray, source: str = "image") -> np.ndarray:
     return as_rgb_uint8(image, source=source, assume_bgr=image.ndim == 3 and image.shape[2] == 3)
 
 
+def _too_large(source: str, pixels_text: str) -> ToolkitError:
+    return ToolkitError(f"{source}: image declares {pixels_text} pixels, more than the "
+                        f"{MAX_PIXELS // 1_000_000} Mpx limit; downscale it first")
+
+
+def declared_size(data: bytes, source: str = "image") -> tuple[int, int] | None:
+    """(width, height) the encoded image declares in its header, read without decoding any pixel.
+
+    None when Pillow does not recognise the header (OpenCV may still decode it, under its own limit).
+    Raises ToolkitError when the declared size is above :data:`MAX_PIXELS`.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+    except Image.DecompressionBombError as error:      # Pillow's own limit (~179 Mpx) is above ours
+        found = re.search(r"\((\d+) pixels\)", str(error))
+        raise _too_large(source, f"{int(found.group(1)):,}" if found else "too many") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, struct.error):
+        # a header Pillow cannot parse: OpenCV decides below
+        return None
+    if width * height > MAX_PIXELS:
+        raise _too_large(source, f"{width}×{height}")
+    return int(width), int(height)
+
+
 def decode_image(data, source: str) -> np.ndarray:
-    """Encoded image bytes → H×W×3 uint8 RGB; undecodable data raises ToolkitError naming ``source``."""
+    """Encoded image bytes → H×W×3 uint8 RGB; undecodable or oversized data raises ToolkitError naming ``source``."""
     buffer = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data
-    image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED) if buffer.size else None
+    if not buffer.size:
+        raise ToolkitError(f"{source}: not a readable image (empty file)")
+    declared_size(buffer.tobytes() if isinstance(data, np.ndarray) else data, source)
+    try:
+        image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+    except cv2.error as error:
+        if "CV_IO_MAX_IMAGE" in str(error):
+            raise _too_large(source, "too many") from None
+        raise ToolkitError(f"{source}: not a readable image (OpenCV: {str(error).strip().splitlines()[-1]})") from None
     if image is None:
         raise ToolkitError(f"{source}: not a readable image (corrupt or unsupported format)")
     return from_opencv(image, source)
@@ -87,13 +137,7 @@ def decode_image(data, source: str) -> np.ndarray:
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read a photo from disk as H×W×3 uint8 RGB (grayscale, RGBA and 16-bit files included)."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ToolkitError(f"{path}: image file not found")
-    try:
-        data = np.fromfile(path, dtype=np.uint8)  # works for non-ASCII paths, unlike cv2.imread
-    except OSError as error:
-        raise ToolkitError(f"{path}: cannot read ({error.strerror or error})") from None
-    return decode_image(data, path)
+    return decode_image(read_file_bytes(path, "image file"), path)
 
 
 def encode_image(image_rgb: np.ndarray, extension: str = ".jpg", quality: int = 95, source: str = "image") -> bytes:

@@ -3,11 +3,20 @@
 Kept by hand because no library does it: a crafted pickle that tries to import anything (``os.system``...)
 is refused, and so is one that asks for memory it does not hold (``bytes(10**13)``, codecs that grow data,
 numpy arrays of a declared shape).  Verification ``.bin`` files, shards and reference indexes are read with it.
+
+A pickle can also *amplify* without any global: the memo lets 2 bytes refer again to an object of any size,
+so a 138 KB file can hold a list of 10⁵ references to one 15 KB image (a 1.5 GB array once stacked), or a
+tuple nested 60 deep in which each level holds the one below twice (hashing it as a dict key never ends).
+So every pickle's *expanded* size — each object counted as often as it is reached, as a consumer walking
+it would — is capped at :data:`EXPANSION_RATIO` × its file size (at least :data:`EXPANSION_FLOOR`, at most
+:data:`EXPANSION_LIMIT`): checked on the opcode stream before loading (catches the hashing bomb and most
+amplification without building anything) and exactly on the loaded object graph after.
 """
 from __future__ import annotations
 
 import io
 import pickle
+import pickletools
 
 import numpy as np
 
@@ -24,6 +33,12 @@ _NUMPY_RECONSTRUCT = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.m
 # ``numpy.ndarray`` itself is handed out as this token: called, the class would allocate any shape it is given.
 _NDARRAY_TOKEN = object()
 _LATIN1 = {"latin1", "latin-1", "iso-8859-1"}
+
+EXPANSION_RATIO = 16                 # expanded size may be this many times the file size ...
+EXPANSION_FLOOR = 64 << 20           # ... but small files may always expand to 64 MiB ...
+EXPANSION_LIMIT = 8 << 30            # ... and no file beyond 8 GiB
+MAX_NESTING = 100                    # containers inside containers; real data nests a few levels
+_ITEM = 8                            # what one object or reference counts for, besides its payload
 
 
 def _refuse(call: str) -> pickle.UnpicklingError:
@@ -56,8 +71,16 @@ def _empty_array_reconstruct(subtype, shape, dtype):
     return np.ndarray.__new__(np.ndarray, (0,), dtype)
 
 
+def _safe_str(*args):
+    """``str`` of text, bytes or numbers only: ``str(container)`` would write out every shared reference."""
+    if args and not isinstance(args[0], (str, bytes, bytearray, int, float)):
+        raise _refuse(f"str(<{type(args[0]).__name__}>)")
+    return str(*args)
+
+
 _SAFE_FUNCTIONS = {("builtins", "bytes"): _safe_bytes_constructor(bytes),
                    ("builtins", "bytearray"): _safe_bytes_constructor(bytearray),
+                   ("builtins", "str"): _safe_str,
                    ("_codecs", "encode"): _latin1_encode}
 
 
@@ -82,14 +105,158 @@ class _RestrictedUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")
 
 
+class _Expanded(Exception):
+    """The pickle expands past the limit (message: what was being built)."""
+
+
+def expansion_limit(file_size: int) -> int:
+    return min(EXPANSION_LIMIT, max(EXPANSION_FLOOR, EXPANSION_RATIO * int(file_size)))
+
+
+_PUSH_OPS = {"NONE", "NEWTRUE", "NEWFALSE", "INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4",
+             "FLOAT", "BINFLOAT", "EMPTY_LIST", "EMPTY_TUPLE", "EMPTY_DICT", "EMPTY_SET", "STRING", "BINSTRING",
+             "SHORT_BINSTRING", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "BYTEARRAY8", "UNICODE",
+             "SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "GLOBAL", "EXT1", "EXT2", "EXT4"}
+_GROW_BY_MARK = {"APPENDS", "SETITEMS", "ADDITEMS"}
+_BUILD_FROM_MARK = {"LIST", "TUPLE", "DICT", "FROZENSET", "OBJ", "INST"}
+_IGNORED_OPS = {"PROTO", "FRAME", "READONLY_BUFFER", "STOP"}
+
+
+def _scan_opcodes(data: bytes, limit: int) -> None:
+    """Simulate the unpickler's stack with sizes instead of objects; raise _Expanded past ``limit``.
+
+    Each stack entry is a one-element list (a cell) shared with the memo, so a container that grows after
+    it was memoised is seen grown wherever it is fetched again.  (An object added to a container and grown
+    afterwards is counted at its earlier size here; the exact walk after loading catches that case.)
+    """
+    stack, memo = [], {}
+    mark = None
+
+    def pop_to_mark() -> int:
+        total = 0
+        while True:
+            cell = stack.pop()
+            if cell is mark:
+                return total
+            total += cell[0]
+
+    for op, arg, _ in pickletools.genops(data):
+        name = op.name
+        if name in _PUSH_OPS:
+            stack.append([_ITEM + (len(arg) if isinstance(arg, (bytes, str)) else 0)])
+        elif name in _IGNORED_OPS:
+            continue
+        elif name == "MARK":
+            stack.append(mark)
+        elif name == "POP":
+            stack.pop()
+        elif name == "POP_MARK":
+            pop_to_mark()
+        elif name == "DUP":
+            stack.append(stack[-1])
+        elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            memo[arg] = stack[-1]
+        elif name == "MEMOIZE":
+            memo[len(memo)] = stack[-1]
+        elif name in ("GET", "BINGET", "LONG_BINGET"):
+            stack.append(memo.get(arg, [_ITEM]))      # a missing memo entry fails in the real load
+        elif name == "APPEND":
+            stack[-2][0] += stack.pop()[0]
+        elif name == "SETITEM":
+            value, key = stack.pop(), stack.pop()
+            stack[-1][0] += key[0] + value[0]
+        elif name in _GROW_BY_MARK:
+            total = pop_to_mark()
+            stack[-1][0] += total
+        elif name in _BUILD_FROM_MARK:
+            stack.append([_ITEM + pop_to_mark()])
+        elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
+            count = int(name[-1])
+            items = [stack.pop()[0] for _ in range(count)]
+            stack.append([_ITEM + sum(items)])
+        elif name in ("STACK_GLOBAL", "REDUCE", "NEWOBJ"):       # two entries → one result of their size
+            args, _callable = stack.pop(), stack.pop()
+            stack.append([_ITEM + args[0]])
+        elif name == "NEWOBJ_EX":
+            kwargs, args, _cls = stack.pop(), stack.pop(), stack.pop()
+            stack.append([_ITEM + args[0] + kwargs[0]])
+        elif name == "BUILD":
+            stack[-1][0] += stack.pop()[0]
+        else:                                  # PERSID, BINPERSID, NEXT_BUFFER: never in plain data
+            raise pickle.UnpicklingError(f"refusing opcode {name}")
+        if stack and stack[-1] is not mark and stack[-1][0] > limit:
+            raise _Expanded(f"{name} at an expanded size over {limit >> 20} MiB")
+
+
+def _expanded_size(root, limit: int) -> int:
+    """Exact expanded size of a loaded object graph (shared objects counted each time they are reached),
+    computed once per distinct object; raise _Expanded past ``limit``, on a cycle or on deep nesting."""
+    sizes: dict[int, int] = {}
+    stack = [(root, False, 0)]
+    open_ids = set()
+    while stack:
+        obj, done, depth = stack.pop()
+        key = id(obj)
+        if done:
+            open_ids.discard(key)
+            sizes[key] = min(limit + 1, _ITEM + sum(sizes[id(child)] for child in _children(obj)))
+            if sizes[key] > limit:
+                raise _Expanded(f"{type(obj).__name__} of an expanded size over {limit >> 20} MiB")
+            continue
+        if key in sizes:
+            continue
+        if key in open_ids:
+            raise _Expanded("a container that contains itself")
+        children = _children(obj)
+        if children is None:
+            sizes[key] = _ITEM + _payload(obj)
+            if sizes[key] > limit:
+                raise _Expanded(f"{type(obj).__name__} of {sizes[key] >> 20} MiB")
+            continue
+        if depth >= MAX_NESTING:
+            raise _Expanded(f"containers nested over {MAX_NESTING} deep")
+        open_ids.add(key)
+        stack.append((obj, True, depth))
+        stack.extend((child, False, depth + 1) for child in children if id(child) not in sizes)
+    return sizes[id(root)]
+
+
+def _children(obj):
+    if isinstance(obj, dict):
+        return [item for pair in obj.items() for item in pair]
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return list(obj)
+    if isinstance(obj, np.ndarray) and obj.dtype == object:
+        return list(obj.flat)
+    return None
+
+
+def _payload(obj) -> int:
+    if isinstance(obj, (bytes, bytearray, str)):
+        return len(obj)
+    if isinstance(obj, np.ndarray):
+        return int(obj.nbytes)
+    if isinstance(obj, int):
+        return obj.bit_length() // 8
+    return 0
+
+
 def restricted_loads(data: bytes, *, source: str, allow_numpy: bool = False):
     """Unpickle ``data`` allowing only plain data (and numpy arrays when ``allow_numpy``).
 
-    ``source`` names the file in the error message.  Any disallowed global or a malformed
-    pickle raises :class:`ToolkitError`.
+    ``source`` names the file in the error message.  Any disallowed global, a malformed pickle or one that
+    expands past :func:`expansion_limit` of its size raises :class:`ToolkitError`.
     """
+    limit = expansion_limit(len(data))
     try:
-        return _RestrictedUnpickler(io.BytesIO(data), allow_numpy).load()
+        _scan_opcodes(data, limit)
+        loaded = _RestrictedUnpickler(io.BytesIO(data), allow_numpy).load()
+        _expanded_size(loaded, limit)
+        return loaded
+    except _Expanded as error:
+        raise ToolkitError(f"{source}: refusing a pickle that expands far beyond its {len(data):,} bytes "
+                           f"({error}; limit {EXPANSION_RATIO}× the file, at least {EXPANSION_FLOOR >> 20} MiB)"
+                           ) from None
     except pickle.UnpicklingError as error:
         raise ToolkitError(f"{source}: unsafe or corrupt pickle ({error})") from None
     except MemoryError:
