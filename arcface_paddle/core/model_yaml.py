@@ -21,18 +21,24 @@ Every folder in ``inference_model/`` (and every export) holds the program + para
       accuracy: 0.9951           # accuracy at it
       far: {1e-02: 0.31, 1e-03: 0.41, 1e-04: 0.52}   # lowest cosine threshold keeping FAR at or under each
       model_id: 3f2a...          # the weights measured (must equal model_id above)
+
+Every field is checked when the file is read (:data:`FIELD_CHECKS`: one line per field — a new field is one
+line there and one in :class:`ModelConfig`), and the params file against ``model_id`` when a model loads
+(:func:`verify_params`).
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import os
+import re
 from typing import Any, Optional
 
 import yaml
 
 from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.core.safe_io import atomic_write
+from arcface_paddle.core.safe_io import atomic_write, read_text_file
 
 MODEL_CONFIG_NAME = "model.yaml"
 PARAMS_NAME = "inference.pdiparams"
@@ -86,36 +92,118 @@ def save_model_config(model_dir: str, config: ModelConfig) -> str:
     return path
 
 
+# ---- validation: one line per field (name → check); a check returns the value to keep or raises _Invalid
+class _Invalid(Exception):
+    pass
+
+
+def _choice(*options):
+    def check(value):
+        if value not in options:
+            raise _Invalid(f"must be one of {', '.join(options)}")
+        return value
+    return check
+
+
+def _text(value):
+    if not isinstance(value, str) or not value.strip():
+        raise _Invalid("must be non-empty text")
+    return value
+
+
+def _number(value, *, positive=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _Invalid("must be finite numbers")
+    if positive and value <= 0:
+        raise _Invalid("must be positive numbers")
+    return float(value) if isinstance(value, float) else value
+
+
+def _numbers(count, *, positive=False):
+    def check(value):
+        if not isinstance(value, (list, tuple)) or len(value) != count:
+            raise _Invalid(f"must be a list of {count} numbers")
+        return [_number(item, positive=positive) for item in value]
+    return check
+
+
+def _whole(low, high):
+    def check(value):
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise _Invalid(f"must be a whole number in [{low}, {high}]")
+        return value
+    return check
+
+
+def _pixels_pair(value):
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise _Invalid("must be [height, width]")
+    return [_whole(1, MAX_INPUT_SIDE)(side) for side in value]
+
+
+def _hex_id(value):
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9a-f]{16}", value):
+        raise _Invalid("must be 16 lowercase hex digits (the first 16 of inference.pdiparams' sha256)")
+    return value
+
+
+def _mapping(value):
+    if not isinstance(value, dict):
+        raise _Invalid("must be a mapping")
+    return value
+
+
+MAX_INPUT_SIDE = 4096
+REQUIRED = ("task", "network", "input_size")
+FIELD_CHECKS = {
+    "task": _choice(*TASKS),
+    "network": _text,
+    "input_size": _pixels_pair,
+    "color_order": _choice("RGB", "BGR"),
+    "mean": _numbers(3),
+    "std": _numbers(3, positive=True),
+    "format": _choice(*PROGRAM_NAMES),
+    "embedding_size": _whole(1, 1 << 16),
+    "model_id": _hex_id,
+    "detector": _mapping,
+    "source": _mapping,
+    "thresholds": _mapping,          # keys and values: check_thresholds
+}
+
+
+def check_model_fields(raw: dict, path: str) -> dict:
+    """Every field of a ``model.yaml`` mapping checked by :data:`FIELD_CHECKS`; returns the checked values."""
+    unknown = sorted(set(raw) - set(FIELD_CHECKS))
+    if unknown:
+        raise ToolkitError(f"{path}: unknown key(s) {', '.join(map(str, unknown))}")
+    missing = [key for key in REQUIRED if key not in raw]
+    if missing:
+        raise ToolkitError(f"{path}: missing key(s) {', '.join(missing)}")
+    checked = {}
+    for key, value in raw.items():
+        if value is None and key not in REQUIRED:
+            continue
+        try:
+            checked[key] = FIELD_CHECKS[key](value)
+        except _Invalid as problem:
+            raise ToolkitError(f"{path}: {key} {problem}, found {value!r}"[:300]) from None
+    return checked
+
+
 def load_model_config(model_dir: str) -> ModelConfig:
-    """Read and check ``model_dir/model.yaml`` and that the files it names exist."""
+    """Read and check ``model_dir/model.yaml`` (every field's type and range) and that the files it names exist."""
     path = os.path.join(model_dir, MODEL_CONFIG_NAME)
     if not os.path.isdir(model_dir):
         raise ToolkitError(f"{model_dir}: model folder not found")
     if not os.path.isfile(path):
         raise ToolkitError(f"{path}: missing model.yaml (every model folder needs one; re-export the model)")
     try:
-        with open(path, "r", encoding="utf-8") as handle:
-            raw = yaml.safe_load(handle)
+        raw = yaml.safe_load(read_text_file(path, "model.yaml"))
     except yaml.YAMLError as error:
         raise ToolkitError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
     if not isinstance(raw, dict):
         raise ToolkitError(f"{path}: expected a mapping of keys, found {type(raw).__name__}")
-    known = {field.name for field in dataclasses.fields(ModelConfig)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ToolkitError(f"{path}: unknown key(s) {', '.join(unknown)}")
-    missing = [key for key in ("task", "network", "input_size") if key not in raw]
-    if missing:
-        raise ToolkitError(f"{path}: missing key(s) {', '.join(missing)}")
-    config = ModelConfig(**raw)
-    if config.task not in TASKS:
-        raise ToolkitError(f"{path}: task must be one of {TASKS}, found {config.task!r}")
-    if config.format not in PROGRAM_NAMES:
-        raise ToolkitError(f"{path}: format must be one of {sorted(PROGRAM_NAMES)}, found {config.format!r}")
-    if config.color_order not in ("RGB", "BGR"):
-        raise ToolkitError(f"{path}: color_order must be RGB or BGR, found {config.color_order!r}")
-    if len(config.input_size) != 2 or len(config.mean) != 3 or len(config.std) != 3:
-        raise ToolkitError(f"{path}: input_size needs [height, width] and mean/std three values each")
+    config = ModelConfig(**check_model_fields(raw, path))
     if config.thresholds is not None:
         check_thresholds(path, config.thresholds, config.model_id)
     for file_path in (config.program_path(model_dir), config.params_path(model_dir)):
@@ -175,3 +263,26 @@ def model_threshold(config: ModelConfig) -> Optional[tuple]:
     measured = config.thresholds
     target = measured.get("target", "a verification set")
     return float(measured["best_accuracy"]), f"the model's best-accuracy threshold on {target}"
+
+
+def verify_params(model_dir: str, config: ModelConfig, params: Optional[bytes] = None) -> None:
+    """The params file must be the one ``model.yaml``'s ``model_id`` was computed from.
+
+    A flipped bit or a truncated copy gives a model that runs and answers wrongly (every face "unknown"),
+    so it is refused when the model loads.  A model.yaml without ``model_id`` gets the file's fingerprint.
+    ``params``: the file's bytes when the caller has already read them.
+    """
+    params_path = config.params_path(model_dir)
+    if params is not None:
+        found = hashlib.sha256(params).hexdigest()[:16]
+    else:
+        try:
+            found = params_fingerprint(params_path)
+        except OSError as error:
+            raise ToolkitError(f"{params_path}: cannot read ({error.strerror or error})") from None
+    if config.model_id is None:
+        config.model_id = found
+    elif found != config.model_id:
+        raise ToolkitError(f"{params_path}: does not match model.yaml (its sha256 starts {found}, model_id says "
+                           f"{config.model_id}): the weights are corrupt or were replaced; copy or export the "
+                           "model again")

@@ -13,7 +13,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.core.model_yaml import ModelConfig, load_model_config
+from arcface_paddle.core.model_yaml import ModelConfig, load_model_config, verify_params
 
 PRECISIONS = ("fp32", "fp16")
 ONEDNN_CACHE_CAPACITY = 16   # distinct input shapes oneDNN keeps kernels for (varying batch sizes)
@@ -112,6 +112,16 @@ def onednn_projection_rewrite(program_bytes: bytes) -> Optional[bytes]:
     return desc.SerializeToString(deterministic=True) if changed else None
 
 
+def _load_failure(error: Exception, program_path: str, params_path: str) -> str:
+    """One line for paddle.inference's load error, naming the file at fault: parameters are read by the
+    ``load_combine`` operator, so a truncated or damaged params file is blamed on itself, not the program."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    if any("load_combine" in line or "model parameters" in line for line in lines):
+        reason = lines[0].replace("(Unavailable) ", "") if lines else "unreadable"
+        return f"{params_path}: paddle.inference could not load the weights ({reason[:200]})"
+    return f"{program_path}: paddle.inference could not load the model ({lines[-1] if lines else type(error).__name__})"
+
+
 class Predictor:
     """A Paddle Inference predictor for a model folder (program + params + ``model.yaml``).
 
@@ -128,6 +138,7 @@ class Predictor:
         os.environ.setdefault("KMP_BLOCKTIME", "0")
         self.model_dir = model_dir
         self.config = load_model_config(model_dir)
+        verify_params(model_dir, self.config)      # a corrupt params file would run and answer wrongly
         self.input_shapes = _check_program_matches_config(model_dir, self.config)
         if precision not in PRECISIONS:
             raise ToolkitError(f"precision must be one of {PRECISIONS}, got {precision!r} "
@@ -199,9 +210,7 @@ class Predictor:
         try:
             return inference.create_predictor(native)
         except Exception as error:
-            message = str(error).strip().splitlines()
-            raise ToolkitError(f"{config.program_path(model_dir)}: paddle.inference could not load the model "
-                               f"({message[-1] if message else type(error).__name__})") from None
+            raise ToolkitError(_load_failure(error, program_path, params_path)) from None
 
     def _enable_tensorrt(self, native, mode, max_batch):
         native.enable_tensorrt_engine(workspace_size=1 << 30, max_batch_size=max_batch, min_subgraph_size=3,
@@ -235,7 +244,11 @@ class Predictor:
         self._input_handle.reshape(list(batch.shape))
         self._input_handle.copy_from_cpu(batch)
         self._predictor.run()
-        return [handle.copy_to_cpu().astype(np.float32, copy=False) for handle in self._output_handles]
+        outputs = [handle.copy_to_cpu().astype(np.float32, copy=False) for handle in self._output_handles]
+        if not all(np.isfinite(output.sum()) for output in outputs):      # never pass NaN on as an answer
+            raise ToolkitError(f"{self.config.params_path(self.model_dir)}: the model answered NaN or infinite "
+                               f"values (damaged weights, or an input it cannot handle); refusing its output")
+        return outputs
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """The first output for one input batch (N×C×H×W float32)."""

@@ -40,6 +40,7 @@ from arcface_paddle.core.model_yaml import (
 from arcface_paddle.core.program_export import (
     MIN_ONNX_OPSET,
     ONNX_NAME,
+    check_export_folder,
     export_onnx,
     move_export_into_place,
     rewrite_legacy_program,
@@ -116,8 +117,7 @@ def export_model(layer, output_dir: str, config: ModelConfig, fmt: str = "legacy
     if len(input_size) != 2 or min(input_size) < 1:
         raise ToolkitError(f"input_size must be [height, width], got {config.input_size!r}")
     output_dir = os.path.abspath(output_dir)
-    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        raise ToolkitError(f"{output_dir}: exists and is not a folder")
+    check_export_folder(output_dir)
 
     was_training = layer.training
     layer.eval()

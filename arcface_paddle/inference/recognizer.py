@@ -79,6 +79,10 @@ class RecognitionPredictor:
         batch = self.preprocess(images_rgb_uint8)
         parts = [self.predictor.run(batch[i:i + self.batch_size]) for i in range(0, len(batch), self.batch_size)]
         embeddings = np.concatenate(parts).astype(np.float32, copy=False)
+        expected = self.config.embedding_size
+        if expected and embeddings.shape[-1] != expected:
+            raise ToolkitError(f"{self.predictor.model_dir}: the model gives {embeddings.shape[-1]}-d embeddings but "
+                               f"model.yaml says embedding_size {expected}; fix model.yaml or re-export")
         if normalize:
             embeddings = l2_normalize(embeddings)
         return embeddings

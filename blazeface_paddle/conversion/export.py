@@ -37,7 +37,7 @@ from arcface_paddle.core.model_yaml import (
     params_fingerprint,
     save_model_config,
 )
-from arcface_paddle.core.program_export import ONNX_NAME, export_onnx, move_export_into_place
+from arcface_paddle.core.program_export import ONNX_NAME, check_export_folder, export_onnx, move_export_into_place
 from blazeface_paddle.conversion.program_tidy import tidy_legacy_program
 from blazeface_paddle.network.anchors import anchors_for
 from blazeface_paddle.network.blocks import BlazeBlock
@@ -170,8 +170,7 @@ def export_detector(network: BlazeFace, output_dir: str, *, fmt: str = "legacy",
         raise ToolkitError(f"export format must be one of {sorted(PROGRAM_NAMES)}, got {fmt!r}")
     spec = network.variant
     output_dir = os.path.abspath(output_dir)
-    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        raise ToolkitError(f"{output_dir}: exists and is not a folder")
+    check_export_folder(output_dir)
     parent = os.path.dirname(output_dir)
     os.makedirs(parent, exist_ok=True)
     work = tempfile.mkdtemp(prefix=".export-", dir=parent)
