@@ -13,6 +13,7 @@ import copy
 from typing import Iterable, Mapping, Optional
 
 from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.core.finite_numbers import check_number_tree
 from arcface_paddle.core.yaml_config import check_known_key, parse_override, read_yaml_chain
 
 # Every key a training config may set, with its default.  configs/base.yaml documents the recipe values.
@@ -78,7 +79,13 @@ DEFAULTS = {
 }
 
 OPEN_KEYS = ("backbone_kwargs",)        # free-form mappings, not checked key by key
+# Every number in a config must be finite and >= 0; these must be > 0 (None, where allowed, means "from data").
+POSITIVE_KEYS = ("batch_size", "num_epochs", "lr", "embedding_size", "adam_epsilon", "log_every",
+                 "data.image_size", "data.num_classes", "data.synthetic.num_identities",
+                 "data.synthetic.images_per_identity", "triplet.images_per_identity", "validation.batch_size")
 _FRACTIONAL = ("num_epochs",)           # int defaults that may also be fractional
+# keys whose default is None ("from the loss preset / the data") but which hold a number when set
+_NUMBER_OR_NONE = {"margin.s": 0.0, "margin.m1": 0.0, "margin.m2": 0.0, "margin.m3": 0.0, "data.num_classes": 0}
 CHOICES = {
     "loss": ("arcface", "cosface", "triplet", "combined", "sphereface", "softmax"),
     "optimizer": ("sgd", "adam", "adamw"),
@@ -146,6 +153,7 @@ def set_dotted(config: dict, key: str, value, *, source: str) -> None:
 def validate(config: dict) -> None:
     """Check value types and choices; raise ToolkitError naming the key."""
     _check_types(config, DEFAULTS, prefix="")
+    check_number_tree(config, "config", positive=POSITIVE_KEYS, allow_negative=("backbone_kwargs.",))
     for key, allowed in CHOICES.items():
         value = get_dotted(config, key)
         if value not in allowed:
@@ -217,6 +225,7 @@ def _check_types(config: dict, schema: dict, prefix: str) -> None:
     for key, default in schema.items():
         value = config.get(key)
         dotted = prefix + key
+        default = _NUMBER_OR_NONE.get(dotted, default)
         if dotted in OPEN_KEYS or default is None or value is None:
             continue
         if isinstance(default, dict):

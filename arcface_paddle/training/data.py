@@ -1,7 +1,8 @@
 """Training data from a config: dataset, deterministic sampler, loader, and validation targets.
 
 Everything a user can get wrong here (missing folder, labels outside ``num_classes``, a missing ``.bin``
-target, too little data for one batch) raises :class:`ToolkitError` before the first step.
+target, too little data for one batch) raises :class:`ToolkitError` before the first step; a sample that
+cannot be read during training ends the run with its own error at that step (:class:`GuardedSamples`).
 """
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ import paddle
 
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.processes import WorkerDiesWithParent
+from arcface_paddle.core.sample_guard import GuardedSamples
 from arcface_paddle.core.samplers import GlobalBatchSampler, IdentityBatchSampler
 from arcface_paddle.data.datasets import ImageFolderDataset, ShardDataset, SyntheticDataset
 from arcface_paddle.data.verification_bin import load_verification_bin
 
 FLIP_STREAM = 0xF1
+SPARSE_LABELS_FACTOR, SPARSE_LABELS_SLACK = 4, 10_000     # counted classes ≤ 4 × present identities + 10k
 
 
 @dataclasses.dataclass
@@ -28,6 +31,7 @@ class TrainData:
     loader: paddle.io.DataLoader
     num_classes: int
     image_size: int
+    guard: Optional[GuardedSamples] = None     # every batch ends with statuses: guard.check(statuses)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -74,6 +78,11 @@ def check_labels(dataset, num_classes: Optional[int], source: str) -> int:
         path = getattr(dataset, "paths", None)
         item = f" ({path[where]})" if path is not None else f" (image {where})"
         raise ToolkitError(f"{source}: label {bad}{item} outside [0, {classes}) — data.num_classes is {classes}")
+    distinct = len(np.unique(labels))
+    if num_classes is None and classes > SPARSE_LABELS_FACTOR * distinct + SPARSE_LABELS_SLACK:
+        # a class-centre matrix of that many rows would exhaust memory for a handful of identities
+        raise ToolkitError(f"{source}: labels go up to {high} but only {distinct} identities are present; number "
+                           f"them 0..{distinct - 1} (or set data.num_classes if the gaps are meant)")
     return classes
 
 
@@ -90,11 +99,13 @@ def build_train_data(config: dict, rank: int, world_size: int) -> TrainData:
         sampler = GlobalBatchSampler(len(dataset), config["batch_size"], rank=rank, world_size=world_size,
                                      seed=config["seed"])
     workers = int(data_config["num_workers"])
+    size = int(data_config["image_size"])
+    guard = GuardedSamples(dataset, lambda: (np.zeros((3, size, size), np.float32), np.int64(0)))
     # Workers exit when the trainer dies, even by kill -9 (they would otherwise linger for minutes).
-    loader = paddle.io.DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
+    loader = paddle.io.DataLoader(guard, batch_sampler=sampler, num_workers=workers,
                                   use_shared_memory=workers > 0, persistent_workers=workers > 0,
                                   worker_init_fn=WorkerDiesWithParent() if workers > 0 else None)
-    return TrainData(dataset, sampler, loader, num_classes, int(data_config["image_size"]))
+    return TrainData(dataset, sampler, loader, num_classes, size, guard)
 
 
 def flip_mask(seed: int, epoch: int, batch: int, global_batch: int, rank: int, batch_size: int) -> np.ndarray:

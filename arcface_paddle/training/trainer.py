@@ -176,7 +176,8 @@ def train(config: dict, *, allow_config_change: bool = False) -> TrainResult:
     try:
         while state.step < stop_step:
             data.sampler.set_epoch(state.epoch, start_batch=state.batch_in_epoch)
-            for images, labels in data.loader:
+            for images, labels, statuses in data.loader:
+                data.guard.check(statuses.numpy())      # a bad sample: its own error now, not a hung loader
                 lr = lr_at(state.step, **schedule)
                 optimizer.set_lr(lr)
                 if config["data"]["flip"]:

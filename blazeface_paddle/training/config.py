@@ -11,6 +11,7 @@ import copy
 from typing import Iterable, Optional
 
 from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.core.finite_numbers import check_number_tree
 from arcface_paddle.core.yaml_config import check_known_key as _known
 from arcface_paddle.core.yaml_config import parse_override, read_yaml_chain
 
@@ -55,6 +56,9 @@ DEFAULTS = {
     "resume": None,                      # None | auto (newest in output) | checkpoint folder
     "pretrained": None,                  # weights to start from: checkpoint folder, .pdparams or MediaPipe .tflite
 }
+# Every number must be finite and >= 0; these must be > 0.
+POSITIVE_KEYS = ("batch_size", "max_steps", "log_every", "checkpoint_every_steps", "eval.batch_size",
+                 "data.synthetic.image_size")
 CHOICES = {"variant": ("short_range", "full_range"), "optimizer": ("adam", "sgd"),
            "lr_schedule": ("cosine", "step", "constant"), "matching.strategy": ("auto", "anchor_scale", "centre")}
 
@@ -121,6 +125,7 @@ def _validate(config: dict, schema: dict = DEFAULTS, prefix: str = "") -> None:
             raise ToolkitError(f"config {dotted}: expected text, found {value!r}")
     if prefix:
         return
+    check_number_tree(config, "config", positive=POSITIVE_KEYS)
     for key, allowed in CHOICES.items():
         node = config
         for part in key.split("."):

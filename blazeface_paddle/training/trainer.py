@@ -25,13 +25,19 @@ from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.images import normalize_rgb_uint8
 from arcface_paddle.core.lr_schedule import lr_at
 from arcface_paddle.core.safe_io import atomic_write
+from arcface_paddle.core.sample_guard import GuardedSamples
 from arcface_paddle.core.samplers import GlobalBatchSampler
 from arcface_paddle.core.yaml_config import dump_config
 from blazeface_paddle.conversion.weights import load_pretrained
 from blazeface_paddle.network.model import BlazeFace
 from blazeface_paddle.network.variants import INPUT_MEAN, INPUT_STD
 from blazeface_paddle.training.anchor_matching import AnchorMatcher, initialize_heads
-from blazeface_paddle.training.annotations import DetectionDataset, read_annotations, resolve_images_root
+from blazeface_paddle.training.annotations import (
+    NUM_KEYPOINTS,
+    DetectionDataset,
+    read_annotations,
+    resolve_images_root,
+)
 from blazeface_paddle.training.augment import DetectionAugment
 from blazeface_paddle.training.evaluation import DetectionReport, LayerDetector, evaluate_on_annotations
 from blazeface_paddle.training.loss import LossWeights, detection_loss
@@ -119,6 +125,12 @@ class DetectorTrainer:
                                         transform=TrainingSample(augment, self.matcher),
                                         min_face_size=config["data"]["min_face_size"], seed=config["seed"])
 
+        size = self.model.variant.input_size
+        blank = (np.zeros((size, size, 3), np.uint8),
+                 (np.zeros((0, 4), np.float32), np.zeros((0, NUM_KEYPOINTS, 2), np.float32),
+                  np.zeros((0, NUM_KEYPOINTS), bool)))
+        # an unreadable image ends training with its own error (see GuardedSamples), not a hung loader
+        self.samples = GuardedSamples(self.dataset, lambda: self.dataset.transform(*blank, np.random.default_rng(0)))
         self.sampler = GlobalBatchSampler(len(self.dataset), config["batch_size"], seed=config["seed"])
         self.optimizer = _optimizer(config, self.model.parameters())
         self.loss_weights = LossWeights(**config["loss"])
@@ -158,9 +170,10 @@ class DetectorTrainer:
         while True:
             self.sampler.set_epoch(epoch, start)
             self.dataset.set_epoch(epoch)
-            loader = paddle.io.DataLoader(self.dataset, batch_sampler=self.sampler,
+            loader = paddle.io.DataLoader(self.samples, batch_sampler=self.sampler,
                                           num_workers=int(self.config["data"]["num_workers"]))
-            for batch in loader:
+            for *batch, statuses in loader:
+                self.samples.check(statuses.numpy())
                 yield epoch, batch
             epoch, start = epoch + 1, 0
 
