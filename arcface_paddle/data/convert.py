@@ -1,37 +1,47 @@
 """Conversions behind ``tools/convert_image_bin.py``: image tree ↔ shards, RecordIO → shards, label files.
 
-Work is split into chunks handled by a process pool (``workers``); every shard is written atomically
-and ``label.txt`` is written last, so an interrupted run never leaves a dataset that looks complete.
-Undecodable images are skipped and reported, never stored.  Shard numbers follow input order; a
-skipped image leaves its number unused (``label.txt`` lists exactly the shards that exist).
+Work is split into chunks handled by a process pool (``workers``, see :mod:`.parallel_chunks`); every shard
+is written atomically and ``label.txt`` is written last, so an interrupted run never leaves a dataset that
+looks complete.  If a run fails (a full disk, Ctrl-C, a bad record), the files it wrote are removed again and
+the error says so: the output folder is as it was before (a rerun starts clean; nothing half-done stays).
+Undecodable images, oversized ones (declared size above ``MAX_PIXELS``) and anything that is not a regular
+file (a FIFO named ``x.jpg``) are skipped and reported, never stored.  Input and output folders must not
+overlap.  Shard numbers follow input order; a skipped image leaves its number unused (``label.txt`` lists
+exactly the shards that exist).
 """
 from __future__ import annotations
 
-import collections
+import contextlib
 import itertools
-import multiprocessing
+import math
 import os
 import time
 from dataclasses import dataclass, field
 
-import cv2
-import numpy as np
-from tqdm import tqdm
-
 from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.core.safe_io import atomic_save_bytes, atomic_write
+from arcface_paddle.core.images import decode_image
+from arcface_paddle.core.safe_io import (
+    atomic_save_bytes,
+    atomic_write,
+    check_regular_file,
+    check_writable_folder,
+    read_file_bytes,
+    refuse_overlapping_folders,
+    resolve_inside,
+)
 from arcface_paddle.data import recordio
 from arcface_paddle.data.label_file import (
     CLASSES_FILE,
     LABEL_FILE,
+    MAX_LABEL,
+    check_entries_inside,
     read_label_file,
     scan_identity_tree,
     write_classes,
     write_label_file,
 )
+from arcface_paddle.data.parallel_chunks import CHUNK, default_workers, run_chunks, split
 from arcface_paddle.data.shard_format import read_shard, shard_name, write_shard
-
-CHUNK = 256
 
 
 @dataclass
@@ -47,70 +57,71 @@ class ConversionReport:
         return self.images / self.seconds if self.seconds > 0 else 0.0
 
 
-def _decodable(data: bytes) -> bool:
-    buf = np.frombuffer(data, dtype=np.uint8)
-    return bool(buf.size) and cv2.imdecode(buf, cv2.IMREAD_COLOR) is not None
-
-
-def _run_chunks(task, chunks, workers: int, total: int, desc: str, progress: bool):
-    """Yield ``task(chunk)`` results in input order, over a process pool when ``workers > 1``.
-
-    ``chunks`` may be a generator: at most ``4 × workers`` chunks are in flight, so memory stays
-    constant however long the input is.  Each chunk's last element is the list the progress bar counts.
-    """
-    bar = tqdm(total=total, desc=desc, unit="img", disable=not progress, dynamic_ncols=True)
+def _image_problem(data: bytes, source: str) -> str | None:
+    """Why ``data`` cannot be stored as a training image (None when it decodes within the size limit)."""
     try:
-        if workers <= 1:
-            for chunk in chunks:
-                result = task(chunk)
-                bar.update(len(chunk[-1]))
-                yield result
-            return
-        ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-        with ctx.Pool(workers) as pool:
-            in_flight = collections.deque()
-            for chunk in chunks:
-                in_flight.append((len(chunk[-1]), pool.apply_async(task, (chunk,))))
-                if len(in_flight) >= 4 * workers:
-                    size, result = in_flight.popleft()
-                    yield result.get()
-                    bar.update(size)
-            while in_flight:
-                size, result = in_flight.popleft()
-                yield result.get()
-                bar.update(size)
-    finally:
-        bar.close()
+        decode_image(data, source)
+    except ToolkitError as error:
+        return str(error)[len(source) + 2:] if str(error).startswith(source + ": ") else str(error)
+    return None
 
 
-def _chunks(items, size=CHUNK):
-    return [items[i:i + size] for i in range(0, len(items), size)]
-
-
-def _prepare_output(folder: str, overwrite: bool) -> None:
-    """Refuse to mix a new conversion into a folder that already holds files, unless ``overwrite``.
+def _prepare_output(folder: str, overwrite: bool, subfolder: str | None = None) -> list:
+    """Refuse to mix a new conversion into a folder that already holds files, unless ``overwrite``; create
+    ``folder`` (and ``folder/subfolder``) and return the folders this created.
 
     With ``overwrite`` the old ``label.txt`` goes first, so an interrupted run cannot leave an old index
     pointing at a mix of old and new files.
     """
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise ToolkitError(f"{folder}: output exists and is a file, not a folder")
     if os.path.isdir(folder) and os.listdir(folder):
         if not overwrite:
             raise ToolkitError(f"{folder}: output folder is not empty (choose a new folder, or --overwrite)")
         label = os.path.join(folder, LABEL_FILE)
         if os.path.exists(label):
             os.unlink(label)
-    os.makedirs(folder, exist_ok=True)
+    created = []
+    for path in [folder] + ([os.path.join(folder, subfolder)] if subfolder else []):
+        if not os.path.isdir(path):
+            try:
+                os.makedirs(path)
+            except OSError as error:
+                raise ToolkitError(f"{path}: cannot create the output folder ({error.strerror or error})") from None
+            created.append(path)
+    try:
+        check_writable_folder(path)              # a read-only output fails now, not at the first shard
+    except ToolkitError:
+        for folder in created[::-1]:
+            os.rmdir(folder)
+        raise
+    return created
 
 
-def _usable_cores() -> int:
-    # the cores this process may run on (taskset / container limits), not every core of the machine
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def _default_workers(workers):
-    return max(1, int(workers if workers else _usable_cores()))
+@contextlib.contextmanager
+def _undone_on_failure(output: str, created: list, written_paths):
+    """On any failure, remove what this run wrote (``written_paths()``: every file it may have written), the
+    folders left empty by that and the ``created`` ones, then re-raise — a ToolkitError saying so."""
+    try:
+        yield
+    except BaseException as error:
+        removed, parents = 0, set()
+        for path in written_paths():
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                os.unlink(path)
+                removed += 1
+                parents.add(os.path.dirname(path))
+        for folder in sorted(parents, key=len, reverse=True) + created[::-1]:
+            while os.path.abspath(folder).startswith(os.path.abspath(output)):
+                try:
+                    os.rmdir(folder)             # only succeeds on an empty folder
+                except OSError:
+                    break
+                folder = os.path.dirname(folder)
+        if isinstance(error, ToolkitError):
+            raise ToolkitError(f"{error} (removed the {removed} files this run had written; {output} is as "
+                               f"before)") from None
+        raise
 
 
 # ---- image tree → shards ---------------------------------------------------------------------------
@@ -121,13 +132,13 @@ def _image_chunk_task(args):
     for index, rel, label in chunk:
         path = os.path.join(root, rel)
         try:
-            with open(path, "rb") as handle:
-                data = handle.read()
-        except OSError as error:
-            skipped.append((rel, f"cannot read ({error.strerror})"))
+            data = read_file_bytes(path, "image file")      # regular files only: a FIFO would block forever
+        except ToolkitError as error:
+            skipped.append((rel, str(error)[len(path) + 2:]))
             continue
-        if not _decodable(data):
-            skipped.append((rel, "cannot decode image"))
+        problem = _image_problem(data, path)
+        if problem:
+            skipped.append((rel, problem))
             continue
         name = shard_name(index)
         write_shard(os.path.join(out, name), rel, data)
@@ -151,21 +162,24 @@ def image_to_bin(image_path, bin_path, label_file=None, workers=None, progress=T
     else:
         entries, classes = scan_identity_tree(image_path)
     items = [(i, rel, label) for i, (rel, label) in enumerate(entries)]
-    _prepare_output(bin_path, overwrite)
-    os.makedirs(os.path.join(bin_path, "images"), exist_ok=True)
+    refuse_overlapping_folders(image_path, bin_path, "--image_path", "--bin_path")
+    created = _prepare_output(bin_path, overwrite, "images")
     report = ConversionReport()
     labels_written = []
-    chunks = [(image_path, bin_path, c) for c in _chunks(items)]
-    for written, skipped, nbytes in _run_chunks(_image_chunk_task, chunks, _default_workers(workers),
-                                                len(items), "image2bin", progress):
-        labels_written += written
-        report.skipped += skipped
-        report.bytes_written += nbytes
-    if not labels_written:
-        raise ToolkitError(f"{image_path}: no decodable images ({len(report.skipped)} skipped)")
-    if classes is not None:
-        write_classes(os.path.join(bin_path, CLASSES_FILE), classes)
-    write_label_file(os.path.join(bin_path, LABEL_FILE), labels_written)
+    chunks = [(image_path, bin_path, c) for c in split(items)]
+    shard_paths = lambda: (os.path.join(bin_path, shard_name(i)) for i, _, _ in items)  # noqa: E731
+    with _undone_on_failure(bin_path, created, shard_paths):
+        with contextlib.closing(run_chunks(_image_chunk_task, chunks, default_workers(workers), len(items),
+                                           "image2bin", progress)) as results:
+            for written, skipped, nbytes in results:
+                labels_written += written
+                report.skipped += skipped
+                report.bytes_written += nbytes
+        if not labels_written:
+            raise ToolkitError(f"{image_path}: no decodable images ({len(report.skipped)} skipped)")
+        if classes is not None:
+            write_classes(os.path.join(bin_path, CLASSES_FILE), classes)
+        write_label_file(os.path.join(bin_path, LABEL_FILE), labels_written)
     report.images = len(labels_written)
     report.identities = len({label for _, label in labels_written})
     report.seconds = time.perf_counter() - start
@@ -186,26 +200,24 @@ def write_tree_labels(image_path, label_file=None) -> ConversionReport:
 
 def safe_output_path(out_root: str, key: str, source: str) -> str:
     """Where shard key ``key`` goes under ``out_root``; keys that would escape it raise ToolkitError."""
-    parts = key.replace("\\", "/").split("/")
-    if (not key or key.startswith(("/", "\\")) or os.path.isabs(key) or (len(key) > 1 and key[1] == ":")
-            or any(p in ("..", "") for p in parts) or "\0" in key):
-        raise ToolkitError(f"{source}: refusing unsafe key {key!r} (absolute path or '..' would write outside the output folder)")
-    target = os.path.realpath(os.path.join(out_root, *parts))
-    root = os.path.realpath(out_root)
-    if os.path.commonpath([root, target]) != root:
-        raise ToolkitError(f"{source}: refusing key {key!r} (resolves outside the output folder)")
-    return target
+    return resolve_inside(out_root, key, source, "key")
 
 
 def _bin_chunk_task(args):
     bin_root, out, chunk = args
     restored, nbytes = [], 0
-    for rel, label in chunk:
-        source = os.path.join(bin_root, rel)
-        key, data = read_shard(source)
-        atomic_save_bytes(safe_output_path(out, key, source), data)
-        restored.append((rel, key, label))
-        nbytes += len(data)
+    try:
+        for rel, label in chunk:
+            source = os.path.join(bin_root, rel)
+            key, data = read_shard(source)
+            atomic_save_bytes(safe_output_path(out, key, source), data)
+            restored.append((rel, key, label))
+            nbytes += len(data)
+    except BaseException:
+        for _, key, _ in restored:     # the caller only learns of a chunk that completes: undo this one here
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(out, key))
+        raise
     return restored, nbytes
 
 
@@ -213,25 +225,30 @@ def bin_to_image(bin_path, image_path, workers=None, progress=True, overwrite=Fa
     """Shards → the original files under ``image_path`` (byte-exact), plus ``label.txt`` of their labels."""
     start = time.perf_counter()
     bin_path, image_path = os.fspath(bin_path), os.fspath(image_path)
-    entries = read_label_file(os.path.join(bin_path, LABEL_FILE))
-    _prepare_output(image_path, overwrite)
+    label_path = os.path.join(bin_path, LABEL_FILE)
+    entries = read_label_file(label_path)
+    check_entries_inside(entries, bin_path, label_path)
+    refuse_overlapping_folders(bin_path, image_path, "--bin_path", "--image_path")
+    created = _prepare_output(image_path, overwrite)
     report, restored, shard_of_key = ConversionReport(), [], {}
-    chunks = [(bin_path, image_path, c) for c in _chunks(entries)]
-    for part, nbytes in _run_chunks(_bin_chunk_task, chunks, _default_workers(workers), len(entries),
-                                    "bin2image", progress):
-        for rel, key, label in part:
-            # Two shards with one key (the reference stored bare file names) restore to one file: say so.
-            first = shard_of_key.setdefault(key, rel)
-            if first != rel:
-                raise ToolkitError(f"{os.path.join(bin_path, rel)}: key {key!r} was already restored from {first} "
-                                   f"(duplicate keys: the second file would replace the first)")
-            restored.append((key, label))
-        report.bytes_written += nbytes
-    classes = os.path.join(bin_path, CLASSES_FILE)
-    if os.path.isfile(classes):
-        with open(classes, "rb") as src, atomic_write(os.path.join(image_path, CLASSES_FILE), "wb") as dst:
-            dst.write(src.read())
-    write_label_file(os.path.join(image_path, LABEL_FILE), restored)
+    chunks = [(bin_path, image_path, c) for c in split(entries)]
+    restored_paths = lambda: [os.path.join(image_path, key) for key in shard_of_key]  # noqa: E731
+    with _undone_on_failure(image_path, created, restored_paths), \
+            contextlib.closing(run_chunks(_bin_chunk_task, chunks, default_workers(workers), len(entries),
+                                          "bin2image", progress)) as results:
+        for part, nbytes in results:
+            for rel, key, label in part:
+                # Two shards with one key (the reference stored bare file names) restore to one file: say so.
+                first = shard_of_key.setdefault(key, rel)
+                if first != rel:
+                    raise ToolkitError(f"{os.path.join(bin_path, rel)}: key {key!r} was already restored from "
+                                       f"{first} (duplicate keys: the second file would replace the first)")
+                restored.append((key, label))
+            report.bytes_written += nbytes
+        classes = os.path.join(bin_path, CLASSES_FILE)
+        if os.path.isfile(classes):
+            atomic_save_bytes(os.path.join(image_path, CLASSES_FILE), read_file_bytes(classes, "classes file"))
+        write_label_file(os.path.join(image_path, LABEL_FILE), restored)
     report.images = len(restored)
     report.identities = len({label for _, label in restored})
     report.seconds = time.perf_counter() - start
@@ -256,11 +273,16 @@ def _rec_chunk_task(args):
     with open(rec_path, "rb") as handle:
         for index, key, offset in chunk:
             payload, _ = recordio.read_record_at(handle, offset, rec_path)
-            header, image = recordio.unpack_irheader(payload, f"{rec_path} record {key} (byte offset {offset})")
+            where = f"record {key} (byte offset {offset})"
+            header, image = recordio.unpack_irheader(payload, f"{rec_path} {where}")
+            if not (math.isfinite(header.label[0]) and 0 <= header.label[0] <= MAX_LABEL):
+                skipped.append((where, f"label {header.label[0]!r} is not an identity number in [0, {MAX_LABEL}]"))
+                continue
             label = int(header.label[0])
             rel = f"{label:07d}/{key}{_guess_ext(image)}"     # zero-padded: sorted folders keep label order
-            if not _decodable(image):
-                skipped.append((f"record {key} (byte offset {offset})", "cannot decode image"))
+            problem = _image_problem(image, where)
+            if problem:
+                skipped.append((where, problem))
                 continue
             name = shard_name(index)
             write_shard(os.path.join(out, name), rel, image)
@@ -277,25 +299,26 @@ def rec_to_bin(rec, idx, bin_path, workers=None, progress=True, overwrite=False)
     """
     start = time.perf_counter()
     rec, idx, bin_path = os.fspath(rec), os.fspath(idx), os.fspath(bin_path)
-    if not os.path.isfile(rec):
-        raise ToolkitError(f"{rec}: RecordIO file not found")
+    check_regular_file(rec, "RecordIO file")
     total = sum(1 for _ in recordio.iter_image_entries(rec, idx))
     entries = ((i, key, offset) for i, (key, offset) in enumerate(recordio.iter_image_entries(rec, idx)))
     chunks = ((rec, bin_path, list(group)) for group in iter(lambda: list(itertools.islice(entries, CHUNK)), []))
-    _prepare_output(bin_path, overwrite)
-    os.makedirs(os.path.join(bin_path, "images"), exist_ok=True)
+    created = _prepare_output(bin_path, overwrite, "images")
     report, identities = ConversionReport(), set()
-    with atomic_write(os.path.join(bin_path, LABEL_FILE), "w") as label_handle:
-        for written, skipped, nbytes in _run_chunks(_rec_chunk_task, chunks, _default_workers(workers),
-                                                    total, "rec2bin", progress):
-            for name, label in written:
-                label_handle.write(f"{name}\t{label}\n")
-                identities.add(label)
-            report.images += len(written)
-            report.skipped += skipped
-            report.bytes_written += nbytes
-        if not report.images:
-            raise ToolkitError(f"{rec}: no decodable image records ({len(report.skipped)} skipped)")
+    shard_paths = lambda: (os.path.join(bin_path, shard_name(i)) for i in range(total))  # noqa: E731
+    with _undone_on_failure(bin_path, created, shard_paths):
+        with atomic_write(os.path.join(bin_path, LABEL_FILE), "w") as label_handle, \
+                contextlib.closing(run_chunks(_rec_chunk_task, chunks, default_workers(workers), total, "rec2bin",
+                                              progress)) as results:
+            for written, skipped, nbytes in results:
+                for name, label in written:
+                    label_handle.write(f"{name}\t{label}\n")
+                    identities.add(label)
+                report.images += len(written)
+                report.skipped += skipped
+                report.bytes_written += nbytes
+            if not report.images:
+                raise ToolkitError(f"{rec}: no decodable image records ({len(report.skipped)} skipped)")
     report.identities = len(identities)
     report.seconds = time.perf_counter() - start
     return report

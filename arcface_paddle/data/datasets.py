@@ -15,9 +15,15 @@ import os
 import numpy as np
 import paddle
 
-from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.core.images import decode_image
-from arcface_paddle.data.label_file import CLASSES_FILE, LABEL_FILE, read_classes, read_label_file, scan_identity_tree
+from arcface_paddle.core.images import decode_image, read_image
+from arcface_paddle.data.label_file import (
+    CLASSES_FILE,
+    LABEL_FILE,
+    check_entries_inside,
+    read_classes,
+    read_label_file,
+    scan_identity_tree,
+)
 from arcface_paddle.data.shard_format import read_shard
 from arcface_paddle.data.transforms import to_model_input
 from arcface_paddle.preprocessing import REC_IMAGE_SIZE
@@ -51,9 +57,10 @@ class PathList:
 
 
 class _LabelledFiles(paddle.io.Dataset):
-    def __init__(self, root, entries, train: bool, image_size: int):
+    def __init__(self, root, entries, train: bool, image_size: int, source: str = ""):
         super().__init__()
         self.root = os.fspath(root)
+        check_entries_inside(entries, self.root, source or self.root)    # a dataset never reads outside itself
         self.paths = PathList(self.root, (rel for rel, _ in entries))
         self.labels = np.array([label for _, label in entries], dtype=np.int64)
         self.train = bool(train)
@@ -75,8 +82,8 @@ class ShardDataset(_LabelledFiles):
     """``root/label.txt`` + ``root/images/%08d.bin`` shards."""
 
     def __init__(self, root, train: bool = True, label_file: str = LABEL_FILE, image_size: int = REC_IMAGE_SIZE):
-        entries = read_label_file(os.path.join(os.fspath(root), label_file))
-        super().__init__(root, entries, train, image_size)
+        label_path = os.path.join(os.fspath(root), label_file)
+        super().__init__(root, read_label_file(label_path), train, image_size, source=label_path)
 
     def read_rgb(self, index: int) -> np.ndarray:
         path = self.paths[index]
@@ -90,22 +97,18 @@ class ImageFolderDataset(_LabelledFiles):
 
     def __init__(self, root, label_file=None, train: bool = True, image_size: int = REC_IMAGE_SIZE):
         root = os.fspath(root)
+        source = root
         if label_file is not None:
             # a relative label file is looked up in ``root`` first, then from the working directory
             in_root = os.path.join(root, label_file)
-            entries = read_label_file(in_root if os.path.isfile(in_root) else label_file)
+            source = in_root if os.path.isfile(in_root) else label_file
+            entries = read_label_file(source)
         else:
             entries, _ = scan_identity_tree(root)
-        super().__init__(root, entries, train, image_size)
+        super().__init__(root, entries, train, image_size, source=source)
 
     def read_rgb(self, index: int) -> np.ndarray:
-        path = self.paths[index]
-        try:
-            with open(path, "rb") as handle:
-                data = handle.read()
-        except OSError as error:
-            raise ToolkitError(f"{path}: cannot read image ({error.strerror})") from None
-        return decode_image(data, source=path)
+        return read_image(self.paths[index])
 
 
 class SyntheticDataset(paddle.io.Dataset):

@@ -11,12 +11,13 @@ record whose labels give the first identity-record key: images are keys ``1 .. l
 """
 from __future__ import annotations
 
+import math
 import os
 import struct
 from dataclasses import dataclass
 
 from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.core.safe_io import atomic_write
+from arcface_paddle.core.safe_io import atomic_write, check_regular_file
 
 MAGIC = 0xCED7230A
 _MAGIC_BYTES = struct.pack("<I", MAGIC)
@@ -72,6 +73,10 @@ def read_record_at(handle, offset: int, source: str) -> tuple[bytes, int]:
         if magic != MAGIC:
             raise ToolkitError(f"{source}: bad magic 0x{magic:08x} at byte offset {position} (not a RecordIO record)")
         cflag, length = lrecord >> 29, lrecord & _LENGTH_MASK
+        remaining = os.fstat(handle.fileno()).st_size - position - 8
+        if length > remaining:           # checked before reading: a crafted length would allocate up to 512 MB
+            raise ToolkitError(f"{source}: truncated record at byte offset {position} "
+                               f"(needs {length} bytes, only {max(remaining, 0)} remain)")
         data = handle.read(length)
         if len(data) < length:
             raise ToolkitError(f"{source}: truncated record at byte offset {position} "
@@ -106,18 +111,20 @@ def iter_records(path):
 
 def iter_idx(path):
     """Stream ``.idx`` entries ``(key, offset)`` in file order; malformed lines raise ToolkitError naming the line."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ToolkitError(f"{path}: index file not found")
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
+    path = check_regular_file(os.fspath(path), "index file")
+    with open(path, "rb") as handle:        # streamed: an .idx of millions of lines is never held whole
+        for number, raw in enumerate(handle, 1):
+            line = raw.decode("ascii", errors="replace")
             if not line.strip():
                 continue
             parts = line.split()
             try:
-                yield int(parts[0]), int(parts[1])
+                key, offset = int(parts[0]), int(parts[1])
             except (ValueError, IndexError):
-                raise ToolkitError(f"{path}:{number}: expected 'key<TAB>offset', got {line.strip()!r}") from None
+                raise ToolkitError(f"{path}:{number}: expected 'key<TAB>offset', got {line.strip()[:80]!r}") from None
+            if key < 0 or offset < 0:
+                raise ToolkitError(f"{path}:{number}: negative key or offset in {line.strip()[:80]!r}")
+            yield key, offset
 
 
 class RecordIOWriter:
@@ -201,7 +208,10 @@ def image_key_range(rec_path, idx_path) -> tuple[int, int | None]:
             payload, _ = read_record_at(handle, offset, os.fspath(rec_path))
         header, _ = unpack_irheader(payload, f"{os.fspath(rec_path)} record 0")
         if header.flag > 0:
-            return 1, int(header.label[0])
+            end = header.label[0]
+            if not (math.isfinite(end) and 1 <= end <= 2 ** 62):
+                raise ToolkitError(f"{os.fspath(rec_path)}: header record 0 gives an impossible image count {end!r}")
+            return 1, int(end)
         break
     return 0, None
 

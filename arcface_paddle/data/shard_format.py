@@ -18,7 +18,7 @@ import struct
 
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.restricted_pickle import restricted_loads
-from arcface_paddle.core.safe_io import atomic_save_bytes, read_file_bytes
+from arcface_paddle.core.safe_io import atomic_save_bytes, check_relative_path, read_file_bytes
 from arcface_paddle.data.label_file import CLASSES_FILE, LABEL_FILE, write_classes, write_label_file
 
 _LEN = struct.Struct("<I")
@@ -49,6 +49,7 @@ def decode_record(data: bytes, source: str) -> tuple[str, bytes]:
         key = data[4:4 + key_len].decode("utf-8")
     except UnicodeDecodeError:
         raise ToolkitError(f"{source}: corrupt shard (key is not UTF-8)") from None
+    check_relative_path(key, source, "key")          # the original relative file name, nothing else
     (value_len,) = _LEN.unpack_from(data, 4 + key_len)
     start = 8 + key_len
     if start + value_len > len(data):

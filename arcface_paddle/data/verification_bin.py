@@ -16,7 +16,7 @@ import numpy as np
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.images import decode_image, encode_image
 from arcface_paddle.core.restricted_pickle import load_pickle_file
-from arcface_paddle.core.safe_io import atomic_save_bytes
+from arcface_paddle.core.safe_io import atomic_save_bytes, read_file_bytes
 from arcface_paddle.data.label_file import scan_identity_tree
 
 
@@ -130,8 +130,7 @@ def pairs_from_tree(root, num_pairs: int, seed: int = 0) -> tuple[list[bytes], n
     for a, b, same in pairs:
         for rel in (a, b):
             if rel not in cache:
-                with open(os.path.join(root, rel), "rb") as handle:
-                    cache[rel] = handle.read()
+                cache[rel] = read_file_bytes(os.path.join(root, rel), "image file")
                 decode_image(cache[rel], os.path.join(root, rel))      # refuse undecodable files up front
             images.append(cache[rel])
         issame.append(same)
