@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.core.finite_numbers import finite
 from arcface_paddle.core.images import read_image
 from arcface_paddle.core.model_yaml import ModelConfig, load_model_config, model_threshold, params_fingerprint
 from arcface_paddle.core.shipped_models import DEFAULT_DETECTOR, DEFAULT_RECOGNIZER
@@ -146,7 +147,7 @@ class FaceAnalyzer:
         self.batch_size = int(batch_size)
         if int(cdd_num) < 1:
             raise ToolkitError(f"cdd_num (gallery candidates that vote) must be >= 1, got {cdd_num}")
-        self.rec_thresh = DEFAULT_REC_THRESHOLD if rec_thresh is None else float(rec_thresh)
+        self.rec_thresh = DEFAULT_REC_THRESHOLD if rec_thresh is None else finite(rec_thresh, "rec_thresh")
         self.rec_thresh_source = "default, measured for the shipped SFace model" if rec_thresh is None else "given"
         self.cdd_num = int(cdd_num)
         self.align = bool(align)
@@ -221,17 +222,19 @@ class FaceAnalyzer:
         other paths/URIs open a :class:`GalleryStore`; refused when built by another recognizer or empty."""
         if self.rec_config is None:
             raise ToolkitError("a gallery index needs recognition enabled (--rec)")
+        size = self.rec_config.embedding_size
         if isinstance(index, GalleryIndex):
-            index.check_model(self.model_id, self.rec_model_dir)
+            index.check_model(self.model_id, self.rec_model_dir, size)
             self.index = index
         elif isinstance(index, GalleryStore):
-            index.check_compatible(self.model_id, self.rec_config.embedding_size, model_dir=self.rec_model_dir)
+            index.check_compatible(self.model_id, size, model_dir=self.rec_model_dir)
             self.index = index
         elif backend_of(os.fspath(index)) == "index.bin":
-            self.index = load_index(os.fspath(index), expected_model_id=self.model_id, model_dir=self.rec_model_dir)
+            self.index = load_index(os.fspath(index), expected_model_id=self.model_id, model_dir=self.rec_model_dir,
+                                    embedding_size=size)
         else:
             store = open_store(os.fspath(index), create=False)
-            store.check_compatible(self.model_id, self.rec_config.embedding_size, model_dir=self.rec_model_dir)
+            store.check_compatible(self.model_id, size, model_dir=self.rec_model_dir)
             self.index = store
         if len(self.index) == 0:
             raise ToolkitError(f"{self.index.source}: the gallery is empty; build it with --build_index")
@@ -356,7 +359,7 @@ class FaceAnalyzer:
         if self.recognizer is None:
             raise ToolkitError("compare needs recognition enabled")
         source = self.rec_thresh_source if threshold is None else "given"
-        threshold = self.rec_thresh if threshold is None else float(threshold)
+        threshold = self.rec_thresh if threshold is None else finite(threshold, "threshold")
         face1, crop1 = self.embed_largest_face(image1)
         face2, crop2 = self.embed_largest_face(image2)
         similarity = float(np.clip(face1.embedding @ face2.embedding, -1.0, 1.0))

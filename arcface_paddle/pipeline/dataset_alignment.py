@@ -19,7 +19,7 @@ from tqdm import tqdm
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.images import is_image_path, read_image
 from arcface_paddle.core.model_yaml import load_model_config
-from arcface_paddle.core.safe_io import check_writable_folder
+from arcface_paddle.core.safe_io import check_writable_folder, refuse_overlapping_folders
 from arcface_paddle.pipeline.analyzer import DEFAULT_DET_MODEL
 from arcface_paddle.pipeline.face_alignment import align_face, crop_face
 from arcface_paddle.pipeline.media_io import write_image, write_json
@@ -117,9 +117,9 @@ def align_dataset(input_dir: str, output_dir: str, size: int = REC_IMAGE_SIZE, m
         raise ToolkitError(f"size must be at least 16 pixels, got {size}")
     if not 0 <= margin < size / 2:
         raise ToolkitError(f"margin must be in [0, {size / 2}) pixels for a {size}-pixel crop, got {margin}")
-    if os.path.abspath(input_dir) == os.path.abspath(output_dir):
-        raise ToolkitError(f"{output_dir}: output must differ from the input folder")
     relative = list_tree(input_dir)
+    # an output inside the input would be read back as an identity on the next (resumed) run, and vice versa
+    refuse_overlapping_folders(input_dir, output_dir, "--input", "--output")
     jobs, already_done = [], 0
     for rel in relative:
         target = os.path.join(output_dir, rel)

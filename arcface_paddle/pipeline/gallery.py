@@ -14,6 +14,9 @@ The file is a NumPy ``.npz`` archive read with ``allow_pickle=False`` holding
 
 so a gallery built with one recognizer is refused by another (their embeddings are not comparable), and
 one built from other crops than the queries can be told apart (similarities would be lower).
+:func:`validate_gallery` checks any names + features (from this file or another store) before they are
+searched: shapes, the recognizer's embedding size, finite values, unit-length rows — a gallery that fails
+any of these would answer with wrong names (a similarity of 740, every face "obama"), so it is refused.
 A reference-toolkit ``index.bin`` (a pickled dict ``{"label": [...], "feature": array}``) is imported
 through the restricted unpickler by :func:`import_reference_index`; nothing here calls ``pickle.load``.
 
@@ -34,7 +37,7 @@ import numpy as np
 from arcface_paddle.core.embeddings import l2_normalize
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.restricted_pickle import load_pickle_file
-from arcface_paddle.core.safe_io import atomic_save_bytes
+from arcface_paddle.core.safe_io import atomic_save_bytes, check_regular_file
 
 MAGIC = "arcface_paddle.gallery"
 FORMAT_VERSION = 1
@@ -43,6 +46,37 @@ ZIP_MAGIC = b"PK\x03\x04"          # every .npz starts with a zip local-file hea
 _FIELDS = ("magic", "format_version", "names", "features", "embedding_size", "model_id")
 CROP_MODES = ("aligned", "box", "image")
 DEFAULT_CROP_MODE = "aligned"
+UNIT_NORM_TOLERANCE = 1e-3        # stored rows are unit length to float32 rounding (~1e-7); 1e-3 is far from it
+
+
+def validate_gallery(names, features: np.ndarray, source: str, embedding_size: Optional[int] = None,
+                     normalized: bool = True) -> None:
+    """Refuse names + features that would answer wrongly: mismatched counts, not N×D float32, another
+    embedding size than the recognizer's (``embedding_size``), NaN/Inf, or (``normalized``) rows that are
+    not unit length.  ToolkitError naming ``source``; for every gallery store, not only ``index.bin``."""
+    if not isinstance(features, np.ndarray) or features.ndim != 2 or len(names) != len(features):
+        shape = getattr(features, "shape", None)
+        raise ToolkitError(f"{source}: inconsistent gallery ({len(names)} names, features of shape {shape})")
+    if features.dtype != np.float32:
+        raise ToolkitError(f"{source}: gallery features are {features.dtype}, expected float32")
+    if embedding_size is not None and features.shape[1] != int(embedding_size):
+        raise ToolkitError(f"{source}: gallery holds {features.shape[1]}-d features but the recognizer gives "
+                           f"{int(embedding_size)}-d embeddings; rebuild the index with this recognizer "
+                           f"(--build_index)")
+    if not len(features):
+        return
+    # One NaN/Inf anywhere makes the sum non-finite (unit rows cannot overflow): cheaper than isfinite.
+    if not np.isfinite(features.sum(dtype=np.float64)):
+        bad = int(np.flatnonzero(~np.isfinite(features).all(axis=1))[0])
+        raise ToolkitError(f"{source}: corrupt gallery (non-finite feature values, first in row {bad}, "
+                           f"{names[bad]!r})")
+    if normalized:
+        norms = np.sqrt(np.einsum("ij,ij->i", features, features, dtype=np.float64))
+        off = np.flatnonzero(np.abs(norms - 1.0) > UNIT_NORM_TOLERANCE)
+        if off.size:
+            row = int(off[0])
+            raise ToolkitError(f"{source}: corrupt gallery ({off.size} feature rows are not unit length, e.g. row "
+                               f"{row} ({names[row]!r}) has length {norms[row]:.4g}); rebuild it with --build_index")
 
 
 def faiss_available() -> bool:
@@ -98,6 +132,7 @@ class GalleryIndex:
 
     def add(self, names: Sequence[str], features: np.ndarray) -> None:
         features = l2_normalize(np.asarray(features, dtype=np.float32).reshape(len(names), -1))
+        validate_gallery(list(names), features, self.source)
         if len(self) and features.shape[1] != self.embedding_size:
             raise ToolkitError(f"{self.source}: cannot add {features.shape[1]}-d features to a "
                                f"{self.embedding_size}-d gallery")
@@ -105,13 +140,15 @@ class GalleryIndex:
         self.features = np.concatenate([self.features.reshape(-1, features.shape[1]), features], axis=0)
         self._faiss_index = None
 
-    def check_model(self, model_id: str, model_dir: str = "") -> None:
-        """Refuse a gallery whose embeddings came from another recognizer."""
+    def check_model(self, model_id: str, model_dir: str = "", embedding_size: Optional[int] = None) -> None:
+        """Refuse a gallery whose embeddings came from another recognizer (by model_id and embedding size)."""
         if self.model_id != str(model_id):
             where = f" ({model_dir})" if model_dir else ""
             raise ToolkitError(
                 f"{self.source}: gallery built with recognizer model_id {self.model_id}, but the recognizer in "
                 f"use{where} is model_id {model_id}; rebuild the index with this recognizer (--build_index)")
+        if embedding_size is not None and len(self) and self.embedding_size != int(embedding_size):
+            validate_gallery(self._names, self.features, self.source, embedding_size, normalized=False)
 
     # ---- search -------------------------------------------------------------------------------------------
     def search(self, queries: np.ndarray, top_k: int = 5, backend: str = "numpy",
@@ -119,7 +156,12 @@ class GalleryIndex:
         """Exact cosine top-k: (similarities Q×k descending, row indices Q×k); k is capped at len(self)."""
         if len(self) == 0:
             raise ToolkitError(f"{self.source}: the gallery is empty; build it with --build_index")
-        queries = l2_normalize(np.asarray(queries, dtype=np.float32).reshape(-1, self.embedding_size))
+        queries = np.asarray(queries, dtype=np.float32)
+        queries = queries.reshape(1, -1) if queries.ndim == 1 else queries
+        if queries.ndim != 2 or queries.shape[1] != self.embedding_size:
+            raise ToolkitError(f"{self.source}: queries of shape {queries.shape} against a gallery of "
+                               f"{self.embedding_size}-d features (embeddings from another recognizer?)")
+        queries = l2_normalize(queries)
         top_k = max(1, min(int(top_k), len(self)))
         if backend == "faiss":
             return self._search_faiss(queries, top_k)
@@ -157,10 +199,13 @@ class GalleryIndex:
         return buffer.getvalue()
 
 
-def load_index(path: str, expected_model_id: Optional[str] = None, model_dir: str = "") -> GalleryIndex:
-    """Read an ``index.bin``; ToolkitError for a missing, corrupt, truncated, foreign or mismatched file."""
-    if not os.path.isfile(path):
+def load_index(path: str, expected_model_id: Optional[str] = None, model_dir: str = "",
+               embedding_size: Optional[int] = None) -> GalleryIndex:
+    """Read an ``index.bin``; ToolkitError for a missing, corrupt, truncated, foreign or mismatched file
+    (``expected_model_id`` and ``embedding_size``: the recognizer's)."""
+    if not os.path.exists(path):
         raise ToolkitError(f"{path}: index file not found")
+    check_regular_file(path, "index file")
     with open(path, "rb") as handle:
         head = handle.read(len(ZIP_MAGIC))
     if head[:1] == b"\x80":
@@ -187,23 +232,23 @@ def load_index(path: str, expected_model_id: Optional[str] = None, model_dir: st
         raise ToolkitError(f"{path}: gallery format version {version}, this toolkit reads {FORMAT_VERSION}")
     features, names = fields["features"], fields["names"]
     size = int(fields["embedding_size"])
-    if features.dtype != np.float32 or features.ndim != 2 or features.shape[1] != size or len(names) != len(features):
-        raise ToolkitError(f"{path}: inconsistent gallery ({len(names)} names, features {features.shape} "
-                           f"{features.dtype}, embedding size {size})")
     if names.dtype.kind != "U" or names.ndim != 1:
         raise ToolkitError(f"{path}: corrupt gallery (names must be a 1-d array of strings, found {names.dtype})")
-    # One NaN/Inf anywhere makes the sum non-finite (rows are unit length, so no overflow): cheaper than isfinite.
-    if len(features) and not np.isfinite(features.sum()):
-        raise ToolkitError(f"{path}: corrupt gallery (non-finite feature values)")
-    # Rows were normalised when saved; re-normalising a million rows would only cost load time.
+    validate_gallery(names, features, path)
+    if features.shape[1] != size:
+        raise ToolkitError(f"{path}: inconsistent gallery (features are {features.shape[1]}-d, embedding_size "
+                           f"says {size})")
+    # Rows were normalised when saved (validate_gallery checked it); re-normalising would only cost load time.
     index = GalleryIndex(names, features, str(fields["model_id"]), source=path, normalize=False,
                          crop_mode=crop_mode)
     if expected_model_id is not None:
-        index.check_model(expected_model_id, model_dir)
+        index.check_model(expected_model_id, model_dir, embedding_size)
+    elif embedding_size is not None:
+        validate_gallery(names, features, path, embedding_size, normalized=False)
     return index
 
 
-def import_reference_index(path: str, model_id: str) -> GalleryIndex:
+def import_reference_index(path: str, model_id: str, embedding_size: Optional[int] = None) -> GalleryIndex:
     """Read a reference-toolkit ``index.bin`` (pickled ``{"label": [...], "feature": array}``) safely.
 
     The pickle is decoded with the restricted unpickler (plain data + numpy arrays only); ``model_id`` is the
@@ -222,6 +267,8 @@ def import_reference_index(path: str, model_id: str) -> GalleryIndex:
         raise ToolkitError(f"{path}: 'feature' is not a numeric array ({error})") from None
     if features.ndim != 2 or len(features) != len(labels):
         raise ToolkitError(f"{path}: {len(labels)} labels but features of shape {features.shape}")
+    # the reference stored raw embeddings: normalised here, but NaN and the embedding size are checked first
+    validate_gallery(labels, features, path, embedding_size, normalized=False)
     return GalleryIndex(labels, features, model_id, source=path)
 
 

@@ -15,7 +15,12 @@ from tqdm import tqdm
 
 from arcface_paddle.core.errors import ToolkitError, reason_for
 from arcface_paddle.core.images import is_image_path
-from arcface_paddle.core.safe_io import check_writable_folder
+from arcface_paddle.core.safe_io import (
+    check_output_file,
+    check_writable_folder,
+    read_text_file,
+    refuse_overwriting_inputs,
+)
 from arcface_paddle.stores import (
     ConflictError,
     GalleryStore,
@@ -59,20 +64,19 @@ def items_from_tree(img_dir: str) -> list[tuple[str, str]]:
 
 def items_from_label_file(label_file: str, img_dir: Optional[str] = None) -> list[tuple[str, str]]:
     """(image path, identity) from lines ``path<TAB>name``; relative paths are under ``img_dir`` (or the file's folder)."""
-    if not os.path.isfile(label_file):
+    if not os.path.exists(label_file):
         raise ToolkitError(f"{label_file}: label file not found")
     base = img_dir or os.path.dirname(os.path.abspath(label_file))
     items = []
-    with open(label_file, "r", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            line = line.rstrip("\r\n")
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            parts = line.split("\t")
-            if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
-                raise ToolkitError(f"{label_file}:{number}: expected 'path<TAB>name', found {line[:80]!r}")
-            path, name = parts[0].strip(), parts[1].strip()
-            items.append((path if os.path.isabs(path) else os.path.join(base, path), name))
+    for number, line in enumerate(read_text_file(label_file, "label file").split("\n"), start=1):
+        line = line.rstrip("\r")
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        parts = line.split("\t")
+        if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
+            raise ToolkitError(f"{label_file}:{number}: expected 'path<TAB>name', found {line[:80]!r}")
+        path, name = parts[0].strip(), parts[1].strip()
+        items.append((path if os.path.isabs(path) else os.path.join(base, path), name))
     if not items:
         raise ToolkitError(f"{label_file}: no 'path<TAB>name' lines")
     return items
@@ -89,6 +93,10 @@ def build_gallery(analyzer, img_dir: Optional[str] = None, label_file: Optional[
         items = items_from_tree(img_dir)
     else:
         raise ToolkitError("building an index needs --img_dir (identity folders) or --label (path<TAB>name file)")
+    if output:
+        if backend_of(output) != "milvus":
+            check_output_file(output, "gallery file")
+        refuse_overwriting_inputs([output], [path for path, _ in items])
     info = analyzer.gallery_info
     existing = _existing_gallery(analyzer, output, append) if output else None
     names, embeddings, sources, skipped = [], [], [], []

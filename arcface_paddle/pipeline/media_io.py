@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from typing import Iterator
 
@@ -25,6 +26,7 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv")
 _FOURCC = {".mp4": "mp4v", ".avi": "MJPG", ".mov": "mp4v", ".mkv": "MJPG"}
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 MAX_BAD_READS = 25     # consecutive failed reads that end a video (a corrupt frame is one failed read)
+os.environ.setdefault(FFMPEG_LOG_LEVEL_ENV, FFMPEG_QUIET)     # before any video is opened, read or written
 
 
 def is_video_path(path: str) -> bool:
@@ -109,18 +111,30 @@ class VideoReader:
 
 @contextlib.contextmanager
 def video_writer(path: str, fps: float, size_wh: tuple[int, int]):
-    """Yield ``write(frame_rgb)``; the video appears at ``path`` only when the block completes."""
+    """Yield ``write(frame_rgb)``; the video appears at ``path`` only when the block completes and the file
+    reads back with every frame written (OpenCV's writer reports no errors: a full disk would otherwise rename
+    a truncated, unplayable video into place)."""
     extension = os.path.splitext(path)[1].lower()
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=extension, dir=directory)
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp_path = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=extension, dir=directory)
+    except OSError as error:
+        raise ToolkitError(f"{path}: cannot write video ({error.strerror or error})") from None
     os.close(fd)
     writer = cv2.VideoWriter(tmp_path, cv2.VideoWriter_fourcc(*_FOURCC.get(extension, "mp4v")), fps, size_wh)
+    written = [0]
+
+    def write(frame) -> None:
+        writer.write(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR))
+        written[0] += 1
+
     try:
         if not writer.isOpened():
             raise ToolkitError(f"{path}: cannot write video (no encoder for {extension!r})")
-        yield lambda frame: writer.write(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR))
+        yield write
         writer.release()
+        _check_written_video(tmp_path, written[0], path)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp_path, 0o666 & ~umask)
@@ -129,3 +143,17 @@ def video_writer(path: str, fps: float, size_wh: tuple[int, int]):
         writer.release()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_path)
+
+
+def _check_written_video(tmp_path: str, frames: int, path: str) -> None:
+    """The finished temporary video must open and hold ``frames`` frames (its container's count)."""
+    capture = cv2.VideoCapture(tmp_path)
+    try:
+        readable = capture.isOpened() and (frames == 0 or capture.read()[0])
+        declared = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if readable else 0
+    finally:
+        capture.release()
+    if not readable or 0 < declared < frames:
+        free = shutil.disk_usage(os.path.dirname(os.path.abspath(tmp_path))).free
+        raise ToolkitError(f"{path}: the video could not be written completely ({declared if readable else 0} of "
+                           f"{frames} frames read back; {free >> 20} MiB free on its disk); no video was written")

@@ -7,7 +7,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.core.finite_numbers import finite
 from arcface_paddle.core.images import IMAGE_EXTENSIONS, is_image_path, read_image
+from arcface_paddle.core.safe_io import check_output_file, refuse_overwriting_inputs
 from arcface_paddle.pipeline.analyzer import CompareResult, FaceAnalyzer
 from arcface_paddle.pipeline.drawing import load_font
 from arcface_paddle.pipeline.media_io import write_image
@@ -39,9 +41,14 @@ def compare_images(image1: str, image2: str, show: Optional[str] = None, thresho
                    analyzer: Optional[FaceAnalyzer] = None, font: Optional[str] = None,
                    **analyzer_kwargs) -> CompareResult:
     """Compare the largest face of two image files; ``show`` writes the side-by-side picture."""
-    if show and not is_image_path(show):     # refused before any work, not after the comparison
-        raise ToolkitError(f"{show}: the side-by-side picture needs an image file name "
-                           f"({', '.join(IMAGE_EXTENSIONS)})")
+    if show:                                 # refused before any work, not after the comparison
+        if not is_image_path(show):
+            raise ToolkitError(f"{show}: the side-by-side picture needs an image file name "
+                               f"({', '.join(IMAGE_EXTENSIONS)})")
+        check_output_file(show, "side-by-side picture")
+        refuse_overwriting_inputs([show], [image1, image2])
+    if threshold is not None:
+        finite(threshold, "threshold")
     if analyzer is None:
         for path in (image1, image2):     # a wrong path fails before the models load
             read_image(path)

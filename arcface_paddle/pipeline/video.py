@@ -19,6 +19,7 @@ import re
 import signal
 import threading
 import time
+import warnings
 from typing import Optional
 
 from tqdm import tqdm
@@ -188,6 +189,10 @@ def process_video(analyzer, source: str, output_dir: str, options: Optional[Vide
                                 "interrupted": stop.is_set(), "recognitions": counts["recognitions"],
                                 "tracks": tracker.summary() if tracker else None})
             interrupted = stop.is_set()
+        if not (interrupted or reader.live) and 0 < counts["frames"] + len(reader.corrupt_frames) < reader.frame_count:
+            warnings.warn(f"{source}: only {counts['frames']} of the {reader.frame_count} frames its container "
+                          f"declares could be decoded (damaged or cut short?); results cover those "
+                          f"{counts['frames']}", stacklevel=2)
     finally:
         prefetch.close()
         reader.close()
