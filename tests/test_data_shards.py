@@ -66,7 +66,7 @@ def test_real_photos_round_trip_with_label_file_and_corrupt_image(faces_dir, tmp
     label_file.write_text("".join(f"{n}\t{i}\n" for i, n in enumerate(names)) + "broken.jpg\t9\n")
     report = convert.image_to_bin(flat, tmp_path / "bin", label_file=label_file, workers=2, progress=False)
     assert report.images == len(names)
-    assert report.skipped == [("broken.jpg", "cannot decode image")]
+    assert report.skipped == [("broken.jpg", "not a readable image (corrupt or unsupported format)")]
     stored_keys = [read_shard(tmp_path / "bin" / rel)[0] for rel, _ in read_label_file(tmp_path / "bin" / "label.txt")]
     assert "broken.jpg" not in stored_keys
     convert.bin_to_image(tmp_path / "bin", tmp_path / "back", workers=2, progress=False)
@@ -235,7 +235,9 @@ def test_image2bin_refuses_label_entries_outside_the_folder(faces_dir, tmp_path)
     assert not (tmp_path / "bin").exists()
 
 
-def test_interrupted_image2bin_leaves_no_half_shard_and_no_label_file(synthetic_tree, tmp_path, monkeypatch):
+def test_interrupted_image2bin_removes_what_it_wrote(synthetic_tree, tmp_path, monkeypatch):
+    """Killed while writing the 4th shard: the 3 whole shards and the half one are removed again, and an
+    output folder that held an old dataset keeps the files this run did not touch."""
     from arcface_paddle.core import safe_io
     real_write_shard, written = convert.write_shard, []
 
@@ -251,9 +253,13 @@ def test_interrupted_image2bin_leaves_no_half_shard_and_no_label_file(synthetic_
     out = tmp_path / "bin"
     with pytest.raises(KeyboardInterrupt):
         convert.image_to_bin(synthetic_tree, out, workers=1, progress=False)
-    assert sorted(os.listdir(out)) == ["images"]                       # no label.txt: not a dataset
-    assert sorted(os.listdir(out / "images")) == ["00000000.bin", "00000001.bin", "00000002.bin"]
-    assert all(read_shard(path)[1] for path in written)                # the shards that exist are whole
+    assert len(written) == 3 and not out.exists()                      # nothing half-done stays
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    written.clear()
+    with pytest.raises(KeyboardInterrupt):
+        convert.image_to_bin(synthetic_tree, out, workers=1, progress=False, overwrite=True)
+    assert sorted(os.listdir(out)) == ["notes.txt"]
     monkeypatch.undo()
     report = convert.image_to_bin(synthetic_tree, out, workers=1, progress=False, overwrite=True)
     assert report.images == 12 and len(read_label_file(out / "label.txt")) == 12

@@ -78,6 +78,18 @@ def one_line(message: str) -> str:
     return "".join(char if char.isprintable() or char == "\t" else repr(char)[1:-1] for char in message)
 
 
+def _end_progress_bars() -> None:
+    """Close live tqdm bars (ending their line), so an error never lands in the middle of a progress line."""
+    tqdm_module = sys.modules.get("tqdm")          # only if a bar can exist: tqdm is not imported here
+    for bar in list(getattr(getattr(tqdm_module, "tqdm", None), "_instances", ())):
+        bar.close()
+
+
+def _report(message: str) -> None:
+    _end_progress_bars()
+    print(f"error: {one_line(message)}", file=sys.stderr)
+
+
 def run_cli(main: Callable[[], int | None]) -> None:
     """Run ``main`` and exit with its status; a user's error becomes a one-line message, exit 2."""
     _take_debug_flag()
@@ -86,7 +98,7 @@ def run_cli(main: Callable[[], int | None]) -> None:
     except ToolkitError as error:
         if debug_requested():
             traceback.print_exc()
-        print(f"error: {one_line(str(error))}", file=sys.stderr)
+        _report(str(error))
         sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -95,6 +107,6 @@ def run_cli(main: Callable[[], int | None]) -> None:
         message = describe_unexpected(error)
         if message is None or debug_requested():
             raise
-        print(f"error: {one_line(message)}", file=sys.stderr)
+        _report(message)
         sys.exit(EXIT_USER_ERROR)
     sys.exit(int(status or 0))

@@ -146,14 +146,16 @@ def video_writer(path: str, fps: float, size_wh: tuple[int, int]):
 
 
 def _check_written_video(tmp_path: str, frames: int, path: str) -> None:
-    """The finished temporary video must open and hold ``frames`` frames (its container's count)."""
+    """The finished temporary video must open, declare at least ``frames`` frames and decode its last one
+    (a write cut short by a full disk loses the end: an .mp4 its index, an .avi its last frames)."""
     capture = cv2.VideoCapture(tmp_path)
     try:
-        readable = capture.isOpened() and (frames == 0 or capture.read()[0])
-        declared = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if readable else 0
+        declared = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+        whole = capture.isOpened() and (frames == 0 or (
+            declared >= frames and capture.set(cv2.CAP_PROP_POS_FRAMES, frames - 1) and capture.read()[0]))
     finally:
         capture.release()
-    if not readable or 0 < declared < frames:
+    if not whole:
         free = shutil.disk_usage(os.path.dirname(os.path.abspath(tmp_path))).free
-        raise ToolkitError(f"{path}: the video could not be written completely ({declared if readable else 0} of "
-                           f"{frames} frames read back; {free >> 20} MiB free on its disk); no video was written")
+        raise ToolkitError(f"{path}: the video could not be written completely (its last of {frames} frames does "
+                           f"not read back; {free >> 20} MiB free on its disk); no video was written")

@@ -188,7 +188,8 @@ class DetectorTrainer:
                         schedule=config["lr_schedule"], decay_steps=config["decay_steps"], min_lr=config["min_lr"])
         self.model.train()
         bar = tqdm(total=total, initial=self.step, desc="training", disable=not self.progress)
-        with LogWriter(logdir=config["logdir"] or os.path.join(config["output"], "vdl")) as writer:
+        # the bar is closed (its line ended) however training ends, so an error prints on a line of its own
+        with LogWriter(logdir=config["logdir"] or os.path.join(config["output"], "vdl")) as writer, bar:
             batches = self._batches()
             while self.step < total:
                 epoch, (images, labels, regression, keypoint_mask) = next(batches)
@@ -229,7 +230,6 @@ class DetectorTrainer:
                 evaluations.append(self._log_report(writer, final))
                 with atomic_write(os.path.join(config["output"], "eval.json"), "w") as handle:
                     json.dump(final.as_dict(), handle, indent=2)
-        bar.close()
         return TrainResult(config["output"], self.step, losses, evaluations, saved, final)
 
     # -------------------------------------------------------------------------------- eval, save
