@@ -120,7 +120,8 @@ def shard_sets(root: str) -> dict:
             data = encode_record("1/3.png", png_declaring(100_000, 100_000))
         with open(shard, "wb") as handle:
             handle.write(data)
-    for name, label_text in (("ds_label_huge", "images/00000000.bin\t0\nimages/00000001.bin\t100000000000000000000000\n"),
+    huge = "images/00000000.bin\t0\nimages/00000001.bin\t100000000000000000000000\n"
+    for name, label_text in (("ds_label_huge", huge),
                              ("ds_label_outside", "images/00000000.bin\t0\n../ds/images/00000001.bin\t1\n"),
                              ("ds_sparse", "".join(f"images/{i:08d}.bin\t{(i % 2) * 2_000_000_000}\n"
                                                    for i in range(8)))):

@@ -6,13 +6,13 @@ Each row: the bad input, the exit status, the one-line message, what must be unc
 """
 import os
 
-import pytest
-
 import hostile_world
+import pytest
+from hostile_inputs import Row, check_row, read_only_folder, table
+
 from arcface_paddle.core.images import read_image
 from arcface_paddle.core.restricted_pickle import load_pickle_file
 from arcface_paddle.data.verification_bin import load_verification_bin
-from hostile_inputs import Row, check_row, read_only_folder, table
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +37,8 @@ CONVERT = table(
     Row("bombs-in-tree-skipped", f"{I2B} --image_path {{tree_bombs}} --bin_path {{out}}/bombs", 0,
         r"skipped bob/bomb_30k\.png: image declares 900,000,000 pixels.*\n.*skipped bob/bomb_tiny\.png: image "
         r"declares 10,000,000,000 pixels, more than the 100 Mpx limit", unchanged="tree_bombs"),
-    Row("bombs-skipped-with-workers", f"--mode image2bin --no_progress --workers 2 --image_path {{tree_bombs}} "
-        f"--bin_path {{out}}/bombs2", 0, r"skipped bob/bomb_tiny\.png: image declares", unchanged="tree_bombs"),
+    Row("bombs-skipped-with-workers", "--mode image2bin --no_progress --workers 2 --image_path {tree_bombs} "
+        "--bin_path {out}/bombs2", 0, r"skipped bob/bomb_tiny\.png: image declares", unchanged="tree_bombs"),
     # --- never lose or overwrite the user's files (FAIL before)
     Row("image2bin-output-is-input", f"{I2B} --image_path {{tree}} --bin_path {{tree}} --overwrite", 2,
         r"the --bin_path folder is the --image_path folder", unchanged="tree"),
@@ -76,7 +76,7 @@ CONVERT = table(
         r"00000003\.bin: truncated shard"),
     Row("bin2image-missing-label", f"{B2I} --bin_path {{tree}} --image_path {{out}}/nolabel", 2,
         r"label\.txt: label file not found"),
-    Row("rec2bin-missing-rec", f"--mode rec2bin --rec {{missing}} --bin_path {{out}}/rec", 2,
+    Row("rec2bin-missing-rec", "--mode rec2bin --rec {missing} --bin_path {out}/rec", 2,
         r"missing\.jpg: RecordIO file not found"),
     Row("mode-needs-flags", "--mode image2bin", 2, r"--mode image2bin needs --image_path and --bin_path"),
 )
@@ -114,7 +114,8 @@ def test_make_verification_bin(row, world):
 
 
 MAKE_SYNTHETIC = table(
-    Row("negative-identities", "--output {out}/syn --num_identities -5", 2, r"--num_identities -5: must not be negative"),
+    Row("negative-identities", "--output {out}/syn --num_identities -5", 2,
+        r"--num_identities -5: must not be negative"),
     Row("zero-identities", "--output {out}/syn --num_identities 0", 2, r"--num_identities and --images_per_identity"),
     Row("output-is-a-file", "--output {blocker} --num_identities 2 --images_per_identity 2", 2,
         r"a_file: output folder is not writable"),
@@ -128,7 +129,8 @@ def test_make_synthetic(row, world):
 
 # ---- API surfaces: the readers behind every command (run through run_cli: a ToolkitError is exit 2)
 IMAGES = table(
-    Row("bomb-74-bytes", "{bomb_tiny}", 2, r"bomb_tiny\.png: image declares 10,000,000,000 pixels, more than the 100 Mpx"),
+    Row("bomb-74-bytes", "{bomb_tiny}", 2,
+        r"bomb_tiny\.png: image declares 10,000,000,000 pixels, more than the 100 Mpx"),
     Row("bomb-30k", "{bomb_30k}", 2, r"bomb_30k\.png: image declares 900,000,000 pixels"),
     Row("fifo", "{fifo_jpg}", 2, r"fifo\.jpg: not a regular file"),
     Row("folder", "{dir_jpg}", 2, r"folder\.jpg: is a folder"),

@@ -8,18 +8,19 @@ import shutil
 import subprocess
 import sys
 
+import hostile_world
 import numpy as np
 import pytest
-
-import hostile_world
-from arcface_paddle.pipeline.gallery import load_index
 from hostile_inputs import Row, check_row, read_only_folder, table
+
+from arcface_paddle.pipeline.gallery import load_index
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, faces_dir, repo_root):
     root = str(tmp_path_factory.mktemp("hostile_pipeline"))
-    found = {"out": os.path.join(root, "out"), "ro": os.path.join(root, "read_only"), "trees": os.path.join(root, "trees")}
+    found = {name: os.path.join(root, folder) for name, folder in
+             (("out", "out"), ("ro", "read_only"), ("trees", "trees"))}
     found.update(hostile_world.images(os.path.join(root, "images"), faces_dir))
     found.update(hostile_world.identity_trees(found["trees"], faces_dir))
     found.update(hostile_world.pickles(os.path.join(root, "pickles")))

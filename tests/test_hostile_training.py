@@ -6,9 +6,8 @@ Rows that train run a few steps of the tiny synthetic config (32 px MobileFaceNe
 """
 import os
 
-import pytest
-
 import hostile_world
+import pytest
 from hostile_inputs import Row, check_row, read_only_folder, table
 
 

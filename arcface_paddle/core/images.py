@@ -118,7 +118,7 @@ def declared_size(data: bytes, source: str = "image") -> tuple[int, int] | None:
 
 
 def decode_image(data, source: str) -> np.ndarray:
-    """Encoded image bytes → H×W×3 uint8 RGB; undecodable or oversized data raises ToolkitError naming ``source``."""
+    """Encoded image bytes → H×W×3 uint8 RGB; undecodable or oversized data is a ToolkitError naming ``source``."""
     buffer = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data
     if not buffer.size:
         raise ToolkitError(f"{source}: not a readable image (empty file)")
