@@ -5,14 +5,15 @@ its command line with ``{name}`` placeholders filled from the *world* (a dict of
 test module built once), the exit status, a regular expression the one-line message must match, and the
 world entries that must be byte-for-byte unchanged (files or whole trees) or absent afterwards.
 
-Rows run in-process (``run_cli(lambda: main(argv))``) under an alarm, so a hang fails the row instead of
-the suite; ``subprocess=True`` rows run ``python -m arcface_paddle <command>`` (for what needs a process of
+Rows run in-process (``run_cli(lambda: main(argv))``) under an alarm (and a watchdog for hangs in C++), so
+a hang fails instead of stalling the suite; ``subprocess=True`` rows run ``python -m arcface_paddle <command>`` (for what needs a process of
 its own: data-loader workers, a file-size limit standing in for a full disk, concurrent writers).
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import faulthandler
 import hashlib
 import importlib
 import io
@@ -90,6 +91,9 @@ def run_in_process(command, argv: list[str]) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     previous = signal.signal(signal.SIGALRM, _alarm)
     signal.alarm(ROW_TIMEOUT)
+    # a hang inside C++ (a DataLoader's queue) never returns to Python for the alarm: then, a little later,
+    # a watchdog thread prints every stack and ends the test run — a failure, never a hung suite
+    faulthandler.dump_traceback_later(ROW_TIMEOUT + 30, exit=True)
     code = 0
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
@@ -100,6 +104,7 @@ def run_in_process(command, argv: list[str]) -> tuple[int, str, str]:
             except SystemExit as exit_:
                 code = exit_.code if isinstance(exit_.code, int) else 1
     finally:
+        faulthandler.cancel_dump_traceback_later()
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
     return code, out.getvalue(), err.getvalue()
