@@ -153,7 +153,9 @@ ALIGN = table(
     Row("margin-nan", "--input {tree} --output {out}/al --margin nan", 2, r"--margin nan: expected a finite number"),
     Row("bombs-listed-run-goes-on", "--input {tree_bombs} --output {out}/aligned --workers 1", 0,
         r"bob/bomb_tiny\.png +\| image declares", unchanged="tree_bombs"),
-    Row("size-too-small", "--input {tree} --output {out}/small --size 8", 2, r"size must be at least 16"),
+    Row("size-too-small", "--input {tree} --output {out}/small --size 8", 2, r"size must be 16 to 1024 pixels"),
+    Row("size-too-large", "--input {tree} --output {out}/big --size 100000", 2, r"size must be 16 to 1024 pixels, "
+        r"got 100000"),
     Row("missing-input", "--input {missing} --output {out}/m", 2, r"input folder not found"),
 )
 

@@ -60,6 +60,10 @@ TRAIN = table(
         r"labels go up to 2000000000 but only 2 identities are present"),
     Row("output-is-a-file", "-c {config_tiny} --output {blocker}", 2, r"a_file: output folder is not writable"),
     Row("batch-size-negative", TINY + " --batch_size -2", 2, r"--batch_size -2: must not be negative"),
+    Row("image-size-huge", TINY + " -o data.image_size=100000", 2,
+        r"config data\.image_size: must be at most 1,024, found 100000"),
+    Row("synthetic-identities-huge", TINY + " -o data.synthetic.num_identities=1000000000", 2,
+        r"data\.synthetic\.num_identities: must be at most 10,000,000"),
     Row("resume-meta-not-utf8", TINY + " --resume {ckpt_latin1}", 2, r"meta\.json: checkpoint meta\.json is not UTF-8"),
     # --- already refused before issue 13
     Row("unknown-key", TINY + " -o nm_epochs=3", 2, r"unknown config key 'nm_epochs'; did you mean num_epochs"),

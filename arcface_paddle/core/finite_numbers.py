@@ -26,23 +26,25 @@ def finite(value, name: str) -> float:
 
 
 def check_number_tree(value, name: str, *, positive: Iterable[str] = (), allow_negative: Iterable[str] = (),
-                      _prefix: str = "") -> None:
-    """Every number in a nested config (dicts, lists) finite and ``>= 0``; keys in ``positive`` ``> 0``.
+                      at_most: dict | None = None, _prefix: str = "") -> None:
+    """Every number in a nested config (dicts, lists) finite and ``>= 0``; keys in ``positive`` ``> 0``; keys
+    of ``at_most`` no larger than their bound (sizes that would allocate without limit).
 
     Keys are dotted paths (``data.synthetic.num_identities``); ``allow_negative`` lists keys (or section
     prefixes ending in ``.``) whose numbers may be negative.  ``name`` prefixes the error (``config``).
     """
-    positive, allow_negative = set(positive), tuple(allow_negative)
+    positive, allow_negative, at_most = set(positive), tuple(allow_negative), at_most or {}
     if isinstance(value, dict):
         for key, item in value.items():
-            check_number_tree(item, name, positive=positive, allow_negative=allow_negative,
+            check_number_tree(item, name, positive=positive, allow_negative=allow_negative, at_most=at_most,
                               _prefix=f"{_prefix}{key}.")
         return
     key = _prefix[:-1]
     items = value if isinstance(value, (list, tuple)) else [value]
     for item in items:
         if isinstance(item, (dict, list, tuple)):
-            check_number_tree(item, name, positive=positive, allow_negative=allow_negative, _prefix=_prefix)
+            check_number_tree(item, name, positive=positive, allow_negative=allow_negative, at_most=at_most,
+                              _prefix=_prefix)
             continue
         if not is_number(item):
             continue
@@ -53,6 +55,8 @@ def check_number_tree(value, name: str, *, positive: Iterable[str] = (), allow_n
             raise ToolkitError(f"{name} {key}: must be positive, found {item!r}")
         if item < 0 and not negative_ok:
             raise ToolkitError(f"{name} {key}: must be >= 0, found {item!r}")
+        if key in at_most and item > at_most[key]:
+            raise ToolkitError(f"{name} {key}: must be at most {at_most[key]:,}, found {item!r}")
 
 
 def check_flag_numbers(namespace, flag_names: dict | None = None) -> None:

@@ -24,12 +24,12 @@ from arcface_paddle.core.safe_io import (
     atomic_save_bytes,
     atomic_write,
     check_regular_file,
-    check_writable_folder,
     read_file_bytes,
     refuse_overlapping_folders,
     resolve_inside,
 )
 from arcface_paddle.data import recordio
+from arcface_paddle.data.conversion_output import prepare_output, undone_on_failure
 from arcface_paddle.data.label_file import (
     CLASSES_FILE,
     LABEL_FILE,
@@ -64,64 +64,6 @@ def _image_problem(data: bytes, source: str) -> str | None:
     except ToolkitError as error:
         return str(error)[len(source) + 2:] if str(error).startswith(source + ": ") else str(error)
     return None
-
-
-def _prepare_output(folder: str, overwrite: bool, subfolder: str | None = None) -> list:
-    """Refuse to mix a new conversion into a folder that already holds files, unless ``overwrite``; create
-    ``folder`` (and ``folder/subfolder``) and return the folders this created.
-
-    With ``overwrite`` the old ``label.txt`` goes first, so an interrupted run cannot leave an old index
-    pointing at a mix of old and new files.
-    """
-    if os.path.exists(folder) and not os.path.isdir(folder):
-        raise ToolkitError(f"{folder}: output exists and is a file, not a folder")
-    if os.path.isdir(folder) and os.listdir(folder):
-        if not overwrite:
-            raise ToolkitError(f"{folder}: output folder is not empty (choose a new folder, or --overwrite)")
-        label = os.path.join(folder, LABEL_FILE)
-        if os.path.exists(label):
-            os.unlink(label)
-    created = []
-    for path in [folder] + ([os.path.join(folder, subfolder)] if subfolder else []):
-        if not os.path.isdir(path):
-            try:
-                os.makedirs(path)
-            except OSError as error:
-                raise ToolkitError(f"{path}: cannot create the output folder ({error.strerror or error})") from None
-            created.append(path)
-    try:
-        check_writable_folder(path)              # a read-only output fails now, not at the first shard
-    except ToolkitError:
-        for folder in created[::-1]:
-            os.rmdir(folder)
-        raise
-    return created
-
-
-@contextlib.contextmanager
-def _undone_on_failure(output: str, created: list, written_paths):
-    """On any failure, remove what this run wrote (``written_paths()``: every file it may have written), the
-    folders left empty by that and the ``created`` ones, then re-raise — a ToolkitError saying so."""
-    try:
-        yield
-    except BaseException as error:
-        removed, parents = 0, set()
-        for path in written_paths():
-            with contextlib.suppress(FileNotFoundError, IsADirectoryError, NotADirectoryError):
-                os.unlink(path)
-                removed += 1
-                parents.add(os.path.dirname(path))
-        for folder in sorted(parents, key=len, reverse=True) + created[::-1]:
-            while os.path.abspath(folder).startswith(os.path.abspath(output)):
-                try:
-                    os.rmdir(folder)             # only succeeds on an empty folder
-                except OSError:
-                    break
-                folder = os.path.dirname(folder)
-        if isinstance(error, ToolkitError):
-            raise ToolkitError(f"{error} (removed the {removed} files this run had written; {output} is as "
-                               f"before)") from None
-        raise
 
 
 # ---- image tree → shards ---------------------------------------------------------------------------
@@ -163,12 +105,12 @@ def image_to_bin(image_path, bin_path, label_file=None, workers=None, progress=T
         entries, classes = scan_identity_tree(image_path)
     items = [(i, rel, label) for i, (rel, label) in enumerate(entries)]
     refuse_overlapping_folders(image_path, bin_path, "--image_path", "--bin_path")
-    created = _prepare_output(bin_path, overwrite, "images")
+    created = prepare_output(bin_path, overwrite, "images")
     report = ConversionReport()
     labels_written = []
     chunks = [(image_path, bin_path, c) for c in split(items)]
     shard_paths = lambda: (os.path.join(bin_path, shard_name(i)) for i, _, _ in items)  # noqa: E731
-    with _undone_on_failure(bin_path, created, shard_paths):
+    with undone_on_failure(bin_path, created, shard_paths):
         with contextlib.closing(run_chunks(_image_chunk_task, chunks, default_workers(workers), len(items),
                                            "image2bin", progress)) as results:
             for written, skipped, nbytes in results:
@@ -229,11 +171,11 @@ def bin_to_image(bin_path, image_path, workers=None, progress=True, overwrite=Fa
     entries = read_label_file(label_path)
     check_entries_inside(entries, bin_path, label_path)
     refuse_overlapping_folders(bin_path, image_path, "--bin_path", "--image_path")
-    created = _prepare_output(image_path, overwrite)
+    created = prepare_output(image_path, overwrite)
     report, restored, shard_of_key = ConversionReport(), [], {}
     chunks = [(bin_path, image_path, c) for c in split(entries)]
     restored_paths = lambda: [os.path.join(image_path, key) for key in shard_of_key]  # noqa: E731
-    with _undone_on_failure(image_path, created, restored_paths), \
+    with undone_on_failure(image_path, created, restored_paths), \
             contextlib.closing(run_chunks(_bin_chunk_task, chunks, default_workers(workers), len(entries),
                                           "bin2image", progress)) as results:
         for part, nbytes in results:
@@ -303,10 +245,10 @@ def rec_to_bin(rec, idx, bin_path, workers=None, progress=True, overwrite=False)
     total = sum(1 for _ in recordio.iter_image_entries(rec, idx))
     entries = ((i, key, offset) for i, (key, offset) in enumerate(recordio.iter_image_entries(rec, idx)))
     chunks = ((rec, bin_path, list(group)) for group in iter(lambda: list(itertools.islice(entries, CHUNK)), []))
-    created = _prepare_output(bin_path, overwrite, "images")
+    created = prepare_output(bin_path, overwrite, "images")
     report, identities = ConversionReport(), set()
     shard_paths = lambda: (os.path.join(bin_path, shard_name(i)) for i in range(total))  # noqa: E731
-    with _undone_on_failure(bin_path, created, shard_paths):
+    with undone_on_failure(bin_path, created, shard_paths):
         with atomic_write(os.path.join(bin_path, LABEL_FILE), "w") as label_handle, \
                 contextlib.closing(run_chunks(_rec_chunk_task, chunks, default_workers(workers), total, "rec2bin",
                                               progress)) as results:

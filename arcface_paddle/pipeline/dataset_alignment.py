@@ -29,6 +29,7 @@ from blazeface_paddle.inference.predictor import DetectorPredictor
 
 SELECTIONS = ("largest", "center")
 REPORT_NAME = "align_report.json"
+MAX_CROP_SIZE = 1024
 
 
 @dataclasses.dataclass
@@ -113,8 +114,8 @@ def align_dataset(input_dir: str, output_dir: str, size: int = REC_IMAGE_SIZE, m
     """Align every image of ``input_dir`` into the same relative path under ``output_dir``."""
     if select not in SELECTIONS:
         raise ToolkitError(f"select must be one of {SELECTIONS}, got {select!r}")
-    if size < 16:
-        raise ToolkitError(f"size must be at least 16 pixels, got {size}")
+    if not 16 <= size <= MAX_CROP_SIZE:
+        raise ToolkitError(f"size must be 16 to {MAX_CROP_SIZE} pixels, got {size}")
     if not 0 <= margin < size / 2:
         raise ToolkitError(f"margin must be in [0, {size / 2}) pixels for a {size}-pixel crop, got {margin}")
     relative = list_tree(input_dir)

@@ -83,6 +83,9 @@ OPEN_KEYS = ("backbone_kwargs",)        # free-form mappings, not checked key by
 POSITIVE_KEYS = ("batch_size", "num_epochs", "lr", "embedding_size", "adam_epsilon", "log_every",
                  "data.image_size", "data.num_classes", "data.synthetic.num_identities",
                  "data.synthetic.images_per_identity", "triplet.images_per_identity", "validation.batch_size")
+# Sizes that allocate in proportion: bounded far above any real run, far below a memory blow-up.
+AT_MOST = {"data.image_size": 1024, "embedding_size": 65536, "data.num_classes": 2 ** 31,
+           "data.synthetic.num_identities": 10_000_000, "data.synthetic.images_per_identity": 100_000}
 _FRACTIONAL = ("num_epochs",)           # int defaults that may also be fractional
 # keys whose default is None ("from the loss preset / the data") but which hold a number when set
 _NUMBER_OR_NONE = {"margin.s": 0.0, "margin.m1": 0.0, "margin.m2": 0.0, "margin.m3": 0.0, "data.num_classes": 0}
@@ -153,7 +156,7 @@ def set_dotted(config: dict, key: str, value, *, source: str) -> None:
 def validate(config: dict) -> None:
     """Check value types and choices; raise ToolkitError naming the key."""
     _check_types(config, DEFAULTS, prefix="")
-    check_number_tree(config, "config", positive=POSITIVE_KEYS, allow_negative=("backbone_kwargs.",))
+    check_number_tree(config, "config", positive=POSITIVE_KEYS, allow_negative=("backbone_kwargs.",), at_most=AT_MOST)
     for key, allowed in CHOICES.items():
         value = get_dotted(config, key)
         if value not in allowed:

@@ -59,6 +59,8 @@ DEFAULTS = {
 # Every number must be finite and >= 0; these must be > 0.
 POSITIVE_KEYS = ("batch_size", "max_steps", "log_every", "checkpoint_every_steps", "eval.batch_size",
                  "data.synthetic.image_size")
+AT_MOST = {"data.synthetic.image_size": 4096, "data.synthetic.train_scenes": 10_000_000,
+           "data.synthetic.val_scenes": 10_000_000}
 CHOICES = {"variant": ("short_range", "full_range"), "optimizer": ("adam", "sgd"),
            "lr_schedule": ("cosine", "step", "constant"), "matching.strategy": ("auto", "anchor_scale", "centre")}
 
@@ -125,7 +127,7 @@ def _validate(config: dict, schema: dict = DEFAULTS, prefix: str = "") -> None:
             raise ToolkitError(f"config {dotted}: expected text, found {value!r}")
     if prefix:
         return
-    check_number_tree(config, "config", positive=POSITIVE_KEYS)
+    check_number_tree(config, "config", positive=POSITIVE_KEYS, at_most=AT_MOST)
     for key, allowed in CHOICES.items():
         node = config
         for part in key.split("."):
