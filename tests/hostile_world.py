@@ -27,6 +27,15 @@ def png_declaring(width: int, height: int) -> bytes:
             + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
 
 
+def other_bombs() -> dict:
+    """Headers declaring billions of pixels in formats read by Pillow (BMP, JPEG SOF) and by OpenCV alone (HDR)."""
+    bmp = (b"BM" + struct.pack("<IHHI", 0, 0, 0, 54)
+           + struct.pack("<IiiHHIIiiII", 40, 60000, 60000, 1, 24, 0, 0, 0, 0, 0, 0) + b"\x00" * 64)
+    jpeg = b"\xff\xd8\xff\xc0" + struct.pack(">HBHHB", 11, 8, 65000, 65000, 1) + b"\x01\x11\x00\xff\xd9"
+    hdr = b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 100000 +X 100000\n" + b"\x00" * 100
+    return {"bomb_bmp": (".bmp", bmp), "bomb_jpeg": (".jpg", jpeg), "bomb_hdr": (".hdr", hdr)}
+
+
 def small_png(seed: int, size: int = 32) -> bytes:
     image = np.random.default_rng(seed).integers(0, 255, (size, size, 3), dtype=np.uint8)
     return cv2.imencode(".png", image)[1].tobytes()
@@ -48,6 +57,10 @@ def images(root: str, faces_dir) -> dict:
     for name, data in (("bomb_tiny", png_declaring(100_000, 100_000)), ("bomb_30k", png_declaring(30_000, 30_000)),
                        ("corrupt_jpg", b"\xff\xd8 not a jpeg at all"), ("empty_jpg", b"")):
         world[name] = os.path.join(root, name + (".png" if name.startswith("bomb") else ".jpg"))
+        with open(world[name], "wb") as handle:
+            handle.write(data)
+    for name, (extension, data) in other_bombs().items():
+        world[name] = os.path.join(root, name + extension)
         with open(world[name], "wb") as handle:
             handle.write(data)
     world["fifo_jpg"] = os.path.join(root, "fifo.jpg")

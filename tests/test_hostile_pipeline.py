@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import hostile_world
 import numpy as np
@@ -187,20 +188,34 @@ def test_load_index(row, world):
 
 
 def test_concurrent_appends_both_land(world, faces_dir):
-    """Two `--build_index --append` runs on one index at once: both exit 0, the index holds both sets of faces
-    (before issue 13 the second writer's read-modify-write dropped the first one's), and a waiter says so."""
-    index = os.path.join(world["out"], "shared.bin")
-    galleries = []
-    for person, photo in (("ada", "obama.jpg"), ("bob", "biden.jpg")):
-        folder = os.path.join(world["out"], f"gallery_{person}", person)
-        os.makedirs(folder)
-        shutil.copy(faces_dir / photo, folder)
-        galleries.append(os.path.dirname(folder))
+    """Two `--build_index --append` runs on one index: B runs from start to end while A is embedding. Before
+    issue 13, A then wrote the index it had read at its start, and B's faces were gone (both exit 0); now A
+    re-reads and writes under a lock, so both land."""
+    index, out = os.path.join(world["out"], "shared.bin"), world["out"]
+    os.makedirs(os.path.join(out, "seed", "seed"))
+    shutil.copy(faces_dir / "grace_hopper.jpg", os.path.join(out, "seed", "seed"))
+    os.makedirs(os.path.join(out, "b", "bob"))
+    shutil.copy(faces_dir / "biden.jpg", os.path.join(out, "b", "bob"))
+    slow_list = os.path.join(out, "a_slow.txt")              # A: one photo listed 120 times (a few seconds)
+    with open(slow_list, "w") as handle:
+        handle.write(f"{faces_dir / 'obama.jpg'}\tada\n" * 120)
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    runs = [subprocess.Popen([sys.executable, "-m", "arcface_paddle", "recognize", "--build_index", index,
-                              "--img_dir", gallery, "--append"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, env=env) for gallery in galleries]
-    outputs = [run.communicate(timeout=300) for run in runs]
-    assert [run.returncode for run in runs] == [0, 0], outputs
-    assert sorted(load_index(index).names) == ["ada", "bob"]
-    assert np.allclose(np.linalg.norm(load_index(index).features, axis=1), 1.0, atol=1e-5)
+    command = [sys.executable, "-m", "arcface_paddle", "recognize", "--build_index", index, "--append"]
+    assert subprocess.run(command + ["--img_dir", os.path.join(out, "seed")], env=env, capture_output=True,
+                          timeout=300).returncode == 0
+    a_log = os.path.join(out, "a.log")
+    with open(a_log, "w") as log:
+        a = subprocess.Popen(command + ["--label", slow_list], env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            for _ in range(600):                             # A has read the index and is embedding
+                with open(a_log) as handle:
+                    if "building index" in handle.read():
+                        break
+                time.sleep(0.1)
+            b = subprocess.run(command + ["--img_dir", os.path.join(out, "b")], env=env, capture_output=True,
+                               text=True, timeout=300)
+            assert a.wait(timeout=300) == 0 and b.returncode == 0, (open(a_log).read()[-2000:], b.stderr)
+        finally:
+            a.kill()
+    assert sorted(set(load_index(index).names)) == ["ada", "bob", "seed"]
+    assert len(load_index(index)) == 1 + 120 + 1

@@ -95,12 +95,50 @@ def _too_large(source: str, pixels_text: str) -> ToolkitError:
                         f"{MAX_PIXELS // 1_000_000} Mpx limit; downscale it first")
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+_JPEG_NO_LENGTH = {0x01, *range(0xD0, 0xD9)}       # TEM, RST0-7, SOI: markers without a length field
+
+
+def _png_or_jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR or a JPEG's SOF marker; None for anything else or anything unusual.
+
+    Hand-written because it is the hot path of every training sample: Pillow's header parse costs ~22 µs
+    (11 % of reading a 112×112 shard); this costs ~2 µs.  Pillow reads every other header (and these,
+    whenever this returns None); tests/test_hostile_data.py compares both on real photos.
+    """
+    if data[:8] == _PNG_SIGNATURE and data[12:16] == b"IHDR" and len(data) >= 24:
+        return struct.unpack(">II", data[16:24])
+    if data[:2] != b"\xff\xd8":
+        return None
+    position, end = 2, min(len(data), 1 << 20)      # a real JPEG names its size within its first headers
+    while position + 9 <= end:
+        if data[position] != 0xFF:
+            return None
+        marker = data[position + 1]
+        if marker == 0xFF:                              # fill byte
+            position += 1
+        elif marker in _JPEG_NO_LENGTH:
+            position += 2
+        elif marker in _JPEG_SOF:
+            height, width = struct.unpack(">HH", data[position + 5:position + 9])
+            return (width, height) if width and height else None
+        else:
+            position += 2 + struct.unpack(">H", data[position + 2:position + 4])[0]
+    return None
+
+
 def declared_size(data: bytes, source: str = "image") -> tuple[int, int] | None:
     """(width, height) the encoded image declares in its header, read without decoding any pixel.
 
-    None when Pillow does not recognise the header (OpenCV may still decode it, under its own limit).
-    Raises ToolkitError when the declared size is above :data:`MAX_PIXELS`.
+    None when neither the PNG/JPEG fast path nor Pillow recognises the header (OpenCV may still decode it,
+    under its own limit).  Raises ToolkitError when the declared size is above :data:`MAX_PIXELS`.
     """
+    size = _png_or_jpeg_size(data)
+    if size is not None:
+        if size[0] * size[1] > MAX_PIXELS:
+            raise _too_large(source, f"{size[0]}×{size[1]}")
+        return size
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
