@@ -6,8 +6,8 @@ test module built once), the exit status, a regular expression the one-line mess
 world entries that must be byte-for-byte unchanged (files or whole trees) or absent afterwards.
 
 Rows run in-process (``run_cli(lambda: main(argv))``) under an alarm (and a watchdog for hangs in C++), so
-a hang fails instead of stalling the suite; ``subprocess=True`` rows run ``python -m arcface_paddle <command>`` (for what needs a process of
-its own: data-loader workers, a file-size limit standing in for a full disk, concurrent writers).
+a hang fails instead of stalling the suite; ``subprocess=True`` rows run ``python -m arcface_paddle <command>``
+(for what needs a process of its own: data-loader workers, a file-size limit standing in for a full disk).
 """
 from __future__ import annotations
 

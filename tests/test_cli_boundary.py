@@ -28,7 +28,8 @@ def _raise(error):
 
 
 @pytest.mark.parametrize("error, line", [
-    (OSError(errno.ENOSPC, "No space left on device", "out/index.bin"), "error: out/index.bin: No space left on device"),
+    (OSError(errno.ENOSPC, "No space left on device", "out/index.bin"),
+     "error: out/index.bin: No space left on device"),
     (OSError(errno.EFBIG, "File too large"), "error: File too large"),
     (UnicodeDecodeError("utf-8", b"caf\xe9", 3, 4, "bad"), "error: text is not UTF-8 (byte 0xe9 at offset 3)"),
     (MemoryError(), "error: out of memory (the input asks for more memory than this machine has)"),

@@ -10,7 +10,6 @@ import sys
 import time
 
 import hostile_world
-import numpy as np
 import pytest
 from hostile_inputs import Row, check_row, read_only_folder, table
 
