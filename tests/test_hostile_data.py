@@ -57,7 +57,7 @@ CONVERT = table(
     Row("label-1e23", f"{I2B} --image_path {{flat}} --label_file {{labels_huge}} --bin_path {{out}}/huge", 2,
         r"labels_huge\.txt:1: label 100000000000000000000000 is larger than 2147483647"),
     Row("label-file-not-utf8", f"{I2B} --image_path {{flat}} --label_file {{nonutf8}} --bin_path {{out}}/l1", 2,
-        r"latin1\.txt: label file is not UTF-8 text \(byte 0xe9 at offset 3\)"),
+        r"latin1\.txt:1: label file is not UTF-8 text \(byte 0xe9\)"),
     Row("bin2image-label-outside-dataset", f"{B2I} --bin_path {{ds_label_outside}} --image_path {{out}}/outside", 2,
         r"refusing entry '\.\./ds/images/00000001\.bin'", unchanged="ds"),
     Row("image2bin-output-is-a-file", f"{I2B} --image_path {{tree}} --bin_path {{blocker}}", 2,

@@ -86,7 +86,7 @@ RECOGNIZE = table(
     Row("build-index-output-is-folder", "--build_index {trees} --img_dir {tree}", 2,
         r"trees: index file is a folder"),
     Row("build-index-label-not-utf8", "--build_index {out}/l.bin --label {nonutf8}", 2,
-        r"latin1\.txt: label file is not UTF-8 text"),
+        r"latin1\.txt:1: label file is not UTF-8 text"),
     Row("cdd-num-negative", f"--input {{face}} --index {{index}} --cdd_num -1 {OUT}", 2,
         r"--cdd_num -1: must not be negative"),
     # --- already refused before issue 13

@@ -55,7 +55,7 @@ TRAIN = table(
         r"label\.txt:2: label 100000000000000000000000 is larger than 2147483647"),
     Row("label-outside-dataset", SHARDS + " -o data.root={ds_label_outside}", 2,
         r"refusing entry '\.\./ds/images/00000001\.bin'"),
-    Row("label-file-not-utf8", SHARDS + " -o data.root={ds_label_latin1}", 2, r"label file is not UTF-8 text"),
+    Row("label-file-not-utf8", SHARDS + " -o data.root={ds_label_latin1}", 2, r"label\.txt:2: label file is not UTF-8 text \(byte 0xe9\)"),
     Row("sparse-labels", SHARDS + " -o data.root={ds_sparse} --output {out}/sparse", 2,
         r"labels go up to 2000000000 but only 2 identities are present"),
     Row("output-is-a-file", "-c {config_tiny} --output {blocker}", 2, r"a_file: output folder is not writable"),

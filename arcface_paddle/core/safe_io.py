@@ -154,6 +154,23 @@ def check_relative_path(relative: str, source: str, what: str = "entry") -> str:
     return relative
 
 
+def iter_text_lines(path: str | os.PathLike, what: str = "text file") -> Iterator[tuple[int, str]]:
+    """``(line number, line without its line break)`` of a UTF-8 text file, streamed (a label file of millions
+    of lines is never held whole); a line that is not UTF-8 is a one-line error naming file and line."""
+    path = check_regular_file(path, what)
+    try:
+        with open(path, "rb") as handle:
+            for number, raw in enumerate(handle, 1):
+                try:
+                    line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+                except UnicodeDecodeError as error:
+                    raise ToolkitError(f"{path}:{number}: {what} is not UTF-8 text (byte 0x{raw[error.start]:02x})"
+                                       ) from None
+                yield number, line.rstrip("\r\n")
+    except OSError as error:
+        raise ToolkitError(f"{path}: cannot read {what} ({error.strerror or error})") from None
+
+
 def resolve_inside(root: str, relative: str, source: str, what: str = "entry") -> str:
     """``root/relative``, refusing absolute paths, ``..`` and links that lead outside ``root``."""
     parts = check_relative_path(relative, source, what).replace("\\", "/").split("/")

@@ -10,7 +10,7 @@ import os
 
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.images import IMAGE_EXTENSIONS
-from arcface_paddle.core.safe_io import atomic_write, read_text_file
+from arcface_paddle.core.safe_io import atomic_write, iter_text_lines
 
 LABEL_FILE = "label.txt"
 CLASSES_FILE = "classes.txt"
@@ -32,8 +32,7 @@ def read_label_file(path: str | os.PathLike) -> list[tuple[str, int]]:
     if not os.path.isfile(path):
         raise ToolkitError(f"{path}: label file not found")
     entries = []
-    for number, line in enumerate(read_text_file(path, "label file").split("\n"), 1):
-        line = line.rstrip("\r")
+    for number, line in iter_text_lines(path, "label file"):
         if not line.strip():
             continue
         # tab separates path and label (paths may hold spaces); plain whitespace is accepted too
@@ -74,7 +73,7 @@ def write_label_file(path: str | os.PathLike, entries) -> None:
 
 
 def read_classes(path: str | os.PathLike) -> list[str]:
-    return [line.rstrip("\r") for line in read_text_file(path, "classes file").split("\n") if line.strip()]
+    return [line for _, line in iter_text_lines(path, "classes file") if line.strip()]
 
 
 def write_classes(path: str | os.PathLike, names) -> None:

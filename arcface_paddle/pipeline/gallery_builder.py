@@ -18,7 +18,7 @@ from arcface_paddle.core.images import is_image_path
 from arcface_paddle.core.safe_io import (
     check_output_file,
     check_writable_folder,
-    read_text_file,
+    iter_text_lines,
     refuse_overwriting_inputs,
 )
 from arcface_paddle.stores import (
@@ -68,8 +68,7 @@ def items_from_label_file(label_file: str, img_dir: Optional[str] = None) -> lis
         raise ToolkitError(f"{label_file}: label file not found")
     base = img_dir or os.path.dirname(os.path.abspath(label_file))
     items = []
-    for number, line in enumerate(read_text_file(label_file, "label file").split("\n"), start=1):
-        line = line.rstrip("\r")
+    for number, line in iter_text_lines(label_file, "label file"):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         parts = line.split("\t")
