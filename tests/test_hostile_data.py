@@ -46,6 +46,8 @@ CONVERT = table(
         r"tree/bin: the --bin_path folder is inside the --image_path folder", unchanged="tree", absent="tree_bin"),
     Row("bin2image-output-is-input", f"{B2I} --bin_path {{ds}} --image_path {{ds}} --overwrite", 2,
         r"the --image_path folder is the --bin_path folder", unchanged="ds"),
+    Row("label-mode-onto-a-photo", "--mode label --image_path {tree} --label_file {tree}/ada/obama.jpg", 2,
+        r"obama\.jpg: this output would overwrite the input", unchanged="tree"),
     Row("image2bin-disk-full-cleans-up", f"{I2B} --image_path {{tree}} --bin_path {{out}}/full", 2,
         r"cannot write \(File too large\) \(removed the \d+ files this run had written", unchanged="tree",
         subprocess=True, file_size_limit=20_000),
@@ -99,6 +101,8 @@ def test_convert_read_only_output(world):
 VERIFICATION_BIN = table(
     Row("output-is-a-folder", "--image_path {tree} --output {tree}", 2, r"tree: verification file is a folder",
         unchanged="tree"),
+    Row("output-is-an-input-photo", "--image_path {tree} --output {tree}/bob/biden.jpg", 2,
+        r"biden\.jpg: this output would overwrite the input", unchanged="tree"),
     Row("newline-in-folder-name", "--image_path {tree_newline} --output {out}/nl.bin", 2, r"holds a tab or line break"),
     Row("missing-tree", "--image_path {missing} --output {out}/m.bin", 2, r"missing\.jpg: image folder not found"),
     Row("too-many-pairs", "--image_path {tree} --output {out}/many.bin --num_pairs 100", 2,

@@ -61,6 +61,8 @@ RECOGNIZE = table(
         r"index_nan\.bin: corrupt gallery \(non-finite feature values, first in row 1"),
     Row("import-64d-reference", "--import_index {ref_64d} --build_index {imported}", 2,
         r"ref_64d\.bin: gallery holds 64-d features but the recognizer gives 128-d", absent="imported"),
+    Row("import-onto-its-source", "--import_index {ref_64d} --build_index {ref_64d}", 2,
+        r"ref_64d\.bin: this output would overwrite the input", unchanged="ref_64d"),
     Row("import-amplified-reference", "--import_index {ref_amplified} --build_index {imported}", 2,
         r"ref_amplified\.bin: refusing a pickle that expands far beyond", absent="imported"),
     Row("params-bit-flipped", f"--rec --input {{face}} --rec_model {{rec_bitflip}} {OUT}", 2,

@@ -160,6 +160,8 @@ def test_train_detector(row, world):
 EVAL_DETECTOR = table(
     Row("json-is-a-folder", "--model {short_range} --annotations {det_bomb} --json {out}", 2,
         r"out: --json file is a folder"),
+    Row("json-is-the-annotations", "--model {short_range} --annotations {det_bomb} --json {det_bomb}", 2,
+        r"label\.txt: this output would overwrite the input", unchanged="det_bomb"),
     Row("score-threshold-nan", "--model {short_range} --annotations {det_bomb} --score-threshold nan", 2,
         r"--score-threshold nan: expected a finite number"),
     Row("missing-annotations", "--model {short_range} --annotations {missing}", 2, r"annotation file not found"),

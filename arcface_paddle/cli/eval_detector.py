@@ -22,7 +22,7 @@ import numpy as np
 
 from arcface_paddle.cli.arguments import ArgumentParser
 from arcface_paddle.core.errors import ToolkitError, run_cli
-from arcface_paddle.core.safe_io import atomic_write, check_output_file
+from arcface_paddle.core.safe_io import atomic_write, check_output_file, refuse_overwriting_inputs
 from blazeface_paddle.inference.passes import MultiPassDetector, tiling_from_text
 from blazeface_paddle.inference.predictor import DetectorPredictor
 from blazeface_paddle.training import wider_protocol
@@ -75,6 +75,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.json:
         check_output_file(args.json, "--json file")       # before the evaluation, not after it
+        refuse_overwriting_inputs([args.json], [path for path in (args.annotations, args.wider_gt) if path])
     if args.wider_gt:
         ground_truth = wider_protocol.load_ground_truth(args.wider_gt)
         predictions = wider_predictions(args, ground_truth)

@@ -5,12 +5,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from prettytable import PrettyTable
 
 from arcface_paddle.cli.arguments import ArgumentParser
 from arcface_paddle.core.errors import run_cli
-from arcface_paddle.core.safe_io import check_output_file
+from arcface_paddle.core.safe_io import check_output_file, refuse_overwriting_inputs
+from arcface_paddle.data.label_file import scan_identity_tree
 from arcface_paddle.data.verification_bin import pairs_from_tree, save_verification_bin
 
 
@@ -22,6 +24,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     check_output_file(args.output, "verification file")       # before reading the tree, not after
+    entries, _ = scan_identity_tree(args.image_path)
+    refuse_overwriting_inputs([args.output], [os.path.join(args.image_path, rel) for rel, _ in entries])
     images, issame = pairs_from_tree(root=args.image_path, num_pairs=args.num_pairs, seed=args.seed)
     save_verification_bin(args.output, images, issame)
     table = PrettyTable(["output", "pairs", "same", "different", "images"])

@@ -25,7 +25,7 @@ from prettytable import PrettyTable
 from arcface_paddle.cli.arguments import ArgumentParser
 from arcface_paddle.cli.device_options import add_device_arguments, device_options
 from arcface_paddle.core.errors import EXIT_INTERRUPTED, ToolkitError, run_cli
-from arcface_paddle.core.safe_io import check_writable_folder
+from arcface_paddle.core.safe_io import check_output_file, check_writable_folder, refuse_overwriting_inputs
 from arcface_paddle.pipeline.analyzer import FaceAnalyzer
 from arcface_paddle.pipeline.gallery_builder import items_from_label_file, items_from_tree
 from arcface_paddle.pipeline.gallery_vote import DEFAULT_CANDIDATES, DEFAULT_REC_THRESHOLD
@@ -157,6 +157,10 @@ def main(argv=None) -> int:
     if args.input and not args.build_index:
         check_input(args.input, args.output)
         check_writable_folder(args.output)
+    if args.build_index and args.import_index:
+        if backend_of(args.build_index) != "milvus":
+            check_output_file(args.build_index, "gallery file")
+        refuse_overwriting_inputs([args.build_index], [args.import_index])
     if args.build_index and not args.import_index:
         items_from_label_file(args.label, args.img_dir) if args.label else items_from_tree(args.img_dir or "")
     options = VideoOptions(track=args.track, rec_every=args.rec_every, weak_margin=args.weak_margin,

@@ -120,7 +120,7 @@ def check_regular_file(path: str | os.PathLike, what: str = "file") -> str:
     if stat.S_ISDIR(mode):
         raise ToolkitError(f"{path}: is a folder, expected a {what}")
     if not stat.S_ISREG(mode):
-        raise ToolkitError(f"{path}: not a regular file (a pipe or device is never read as a {what})")
+        raise ToolkitError(f"{path}: not a regular file (pipes and devices are never read: they could block forever)")
     return path
 
 

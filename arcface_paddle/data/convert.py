@@ -23,9 +23,11 @@ from arcface_paddle.core.images import decode_image
 from arcface_paddle.core.safe_io import (
     atomic_save_bytes,
     atomic_write,
+    check_output_file,
     check_regular_file,
     read_file_bytes,
     refuse_overlapping_folders,
+    refuse_overwriting_inputs,
     resolve_inside,
 )
 from arcface_paddle.data import recordio
@@ -133,8 +135,11 @@ def write_tree_labels(image_path, label_file=None) -> ConversionReport:
     start = time.perf_counter()
     entries, classes = scan_identity_tree(image_path)
     label_file = label_file or os.path.join(os.fspath(image_path), LABEL_FILE)
+    classes_file = os.path.join(os.path.dirname(os.path.abspath(label_file)), CLASSES_FILE)
+    check_output_file(label_file, "label file")
+    refuse_overwriting_inputs([label_file, classes_file], [os.path.join(image_path, rel) for rel, _ in entries])
     write_label_file(label_file, entries)
-    write_classes(os.path.join(os.path.dirname(os.path.abspath(label_file)), CLASSES_FILE), classes)
+    write_classes(classes_file, classes)
     return ConversionReport(images=len(entries), identities=len(classes), seconds=time.perf_counter() - start)
 
 
