@@ -86,7 +86,7 @@ RECOGNIZE = table(
     Row("bomb-in-folder-listed", f"--det --input {{bomb_folder}} {OUT}", 2,
         r"bomb_folder: 1 of 2 images could not be processed"),
     Row("build-index-output-is-folder", "--build_index {trees} --img_dir {tree}", 2,
-        r"trees: index file is a folder"),
+        r"trees: cannot tell the gallery backend"),
     Row("build-index-label-not-utf8", "--build_index {out}/l.bin --label {nonutf8}", 2,
         r"latin1\.txt:1: label file is not UTF-8 text"),
     Row("cdd-num-negative", f"--input {{face}} --index {{index}} --cdd_num -1 {OUT}", 2,

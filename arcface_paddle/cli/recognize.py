@@ -91,7 +91,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def build_or_import(args, analyzer) -> int:
     if args.import_index:
-        index = read_gallery(args.import_index, reference_model_id=analyzer.model_id)
+        index = read_gallery(args.import_index, reference_model_id=analyzer.model_id,
+                             reference_embedding_size=analyzer.rec_config.embedding_size)
         replace = backend_of(args.build_index) == "index.bin" and not args.append
         info = GalleryInfo(index.model_id, index.crop_mode, index.embedding_size)
         with open_store(args.build_index, info=info, create=True, replace=replace) as store:

@@ -112,15 +112,26 @@ def open_store(uri: str, info: Optional[GalleryInfo] = None, create: bool = True
     return store
 
 
-def read_gallery(source: str, reference_model_id: Optional[str] = None) -> GalleryIndex:
+def read_gallery(source: str, reference_model_id: Optional[str] = None,
+                 reference_embedding_size: Optional[int] = None) -> GalleryIndex:
     """Every face of the gallery at ``source`` (any backend) as an in-memory index — or of a reference-toolkit
-    pickled ``index.bin`` when ``reference_model_id`` states which recognizer produced it."""
+    pickled ``index.bin`` when ``reference_model_id`` states which recognizer produced it (its rows must then have
+    ``reference_embedding_size`` values, that recognizer's)."""
     source = os.fspath(source)
     if backend_of(source) == "index.bin":
-        with open(source, "rb") as handle:
-            pickled = handle.read(1) == b"\x80"
-        if pickled and reference_model_id is not None:
-            return import_reference_index(source, model_id=reference_model_id)
+        if reference_model_id is not None and not _is_npz(source):
+            return import_reference_index(source, model_id=reference_model_id,
+                                          embedding_size=reference_embedding_size)
         return load_index(source)
     with open_store(source, create=False) as store:
         return store.export_index()
+
+
+def _is_npz(path: str) -> bool:
+    """Our ``index.bin`` is an ``.npz`` (a zip); anything else given as a reference index is read as the
+    reference toolkit's pickle.  An unreadable file counts as ours, so :func:`load_index` names the problem."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(ZIP_MAGIC)) == ZIP_MAGIC
+    except OSError:
+        return True
