@@ -74,7 +74,7 @@ def interleaved_median_ms(first, second, repeats: int, warmup: int = 3) -> tuple
 class OursPipeline:
     def __init__(self, gallery_paths, threads):
         from arcface_paddle.pipeline.analyzer import FaceAnalyzer
-        from arcface_paddle.pipeline.gallery import GalleryIndex
+        from arcface_paddle.stores.index_format import GalleryIndex
         self.analyzer = FaceAnalyzer(cpu_threads=threads)
         names, features = [], []
         for path in gallery_paths:
@@ -92,7 +92,7 @@ class OursPipeline:
     def stages(self, path, repeats):
         """Median ms of each stage on the photo."""
         from arcface_paddle.core.images import read_image
-        from arcface_paddle.pipeline.gallery_vote import match_embeddings
+        from arcface_paddle.stores.vote import match_embeddings
         analyzer = self.analyzer
         image = read_image(path)
         faces = analyzer.detect(image)
@@ -181,7 +181,8 @@ def reference_search(gallery, query, top_k):
 
 
 def bench_search(args):
-    from arcface_paddle.pipeline.gallery import GalleryIndex, faiss_available, load_index
+    from arcface_paddle.stores.index_format import GalleryIndex, load_index
+    from arcface_paddle.stores.search import faiss_available
     use_faiss = faiss_available()
     if use_faiss:
         import faiss

@@ -6,8 +6,8 @@ import pytest
 
 from arcface_paddle.cli import recognize
 from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.pipeline.gallery import load_index
 from arcface_paddle.stores import open_store
+from arcface_paddle.stores.index_format import load_index
 
 
 def names_in(output_dir) -> list:

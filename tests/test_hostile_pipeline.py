@@ -13,7 +13,7 @@ import hostile_world
 import pytest
 from hostile_inputs import Row, check_row, read_only_folder, table
 
-from arcface_paddle.pipeline.gallery import load_index
+from arcface_paddle.stores.index_format import load_index
 
 
 @pytest.fixture(scope="module")

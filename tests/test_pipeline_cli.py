@@ -13,7 +13,7 @@ from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.images import read_image
 from arcface_paddle.pipeline.analyzer import Face
 from arcface_paddle.pipeline.drawing import default_font_path, draw_faces, font_size_for, identity_color, text_color
-from arcface_paddle.pipeline.gallery import GalleryIndex
+from arcface_paddle.stores.index_format import GalleryIndex
 
 
 def load_script(repo_root, relative):
@@ -185,7 +185,7 @@ def test_drawing_colours_labels_and_fonts():
 def test_import_reference_index_from_the_command_line(recognition_cli, repo_root, tmp_path):
     import pickle
 
-    from arcface_paddle.pipeline.gallery import load_index
+    from arcface_paddle.stores.index_format import load_index
     shipped = load_index(str(repo_root / "demo" / "index.bin"))
     reference = tmp_path / "reference_index.bin"
     reference.write_bytes(pickle.dumps({"label": shipped.names, "feature": shipped.features}))

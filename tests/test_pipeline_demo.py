@@ -10,10 +10,10 @@ import pytest
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.images import read_image
 from arcface_paddle.pipeline.analyzer import FaceAnalyzer
-from arcface_paddle.pipeline.gallery import GalleryIndex, load_index
-from arcface_paddle.pipeline.gallery_vote import DEFAULT_REC_THRESHOLD, UNKNOWN
 from arcface_paddle.pipeline.media_io import VideoReader, video_writer
 from arcface_paddle.pipeline.runner import run_on_input
+from arcface_paddle.stores.index_format import GalleryIndex, load_index
+from arcface_paddle.stores.vote import DEFAULT_REC_THRESHOLD, UNKNOWN
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.pipeline.gallery import GalleryIndex, faiss_available, import_reference_index, load_index
-from arcface_paddle.pipeline.gallery_vote import UNKNOWN, match_embeddings, vote
+from arcface_paddle.stores.index_format import GalleryIndex, import_reference_index, load_index
+from arcface_paddle.stores.search import faiss_available
+from arcface_paddle.stores.vote import UNKNOWN, match_embeddings, vote
 
 
 @pytest.fixture()

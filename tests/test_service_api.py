@@ -16,8 +16,8 @@ from PIL import Image
 from service_process import API_KEY, ServiceProcess
 
 from arcface_paddle.core.images import decode_image
-from arcface_paddle.pipeline.gallery import GalleryIndex, load_index
 from arcface_paddle.stores import GalleryInfo, open_store
+from arcface_paddle.stores.index_format import GalleryIndex, load_index
 
 GROUP_NAMES = ["obama", "unknown", "grace_hopper"]
 

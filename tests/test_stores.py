@@ -12,8 +12,6 @@ import numpy as np
 import pytest
 
 from arcface_paddle.core.embeddings import l2_normalize
-from arcface_paddle.pipeline.gallery import GalleryIndex, load_index
-from arcface_paddle.pipeline.gallery_vote import UNKNOWN
 from arcface_paddle.stores import (
     ConflictError,
     GalleryInfo,
@@ -27,7 +25,9 @@ from arcface_paddle.stores import (
     read_gallery,
 )
 from arcface_paddle.stores import sqlite as sqlite_store
+from arcface_paddle.stores.index_format import GalleryIndex, load_index
 from arcface_paddle.stores.uri import _milvus_arguments
+from arcface_paddle.stores.vote import UNKNOWN
 
 DIM = 16
 INFO = GalleryInfo("model-a", "aligned", DIM)

@@ -11,8 +11,8 @@ from prettytable import PrettyTable
 from arcface_paddle.cli.arguments import ArgumentParser
 from arcface_paddle.cli.device_options import add_device_arguments, device_options
 from arcface_paddle.core.errors import run_cli
-from arcface_paddle.pipeline.gallery_vote import DEFAULT_REC_THRESHOLD
 from arcface_paddle.pipeline.photo_compare import compare_images, verdict
+from arcface_paddle.stores.vote import DEFAULT_REC_THRESHOLD
 
 # paddle warns about a C++ build cache at import; it means nothing to someone running inference.
 warnings.filterwarnings("ignore", message="No ccache found")

@@ -28,12 +28,12 @@ from arcface_paddle.core.errors import EXIT_INTERRUPTED, ToolkitError, run_cli
 from arcface_paddle.core.safe_io import check_output_file, check_writable_folder, refuse_overwriting_inputs
 from arcface_paddle.pipeline.analyzer import FaceAnalyzer
 from arcface_paddle.pipeline.gallery_builder import items_from_label_file, items_from_tree
-from arcface_paddle.pipeline.gallery_vote import DEFAULT_CANDIDATES, DEFAULT_REC_THRESHOLD
 from arcface_paddle.pipeline.media_io import is_live_source
 from arcface_paddle.pipeline.runner import check_input, run_on_input
 from arcface_paddle.pipeline.tracking import DEFAULT_REC_EVERY, DEFAULT_TRACK_BUFFER, DEFAULT_WEAK_MARGIN
 from arcface_paddle.pipeline.video import VideoOptions
 from arcface_paddle.stores import GalleryInfo, backend_of, open_store, read_gallery
+from arcface_paddle.stores.vote import DEFAULT_CANDIDATES, DEFAULT_REC_THRESHOLD
 from blazeface_paddle.inference.predictor import DEFAULT_BATCH_SIZE
 
 # paddle warns about a C++ build cache at import; it means nothing to someone running inference.

@@ -17,7 +17,7 @@ import sys
 from arcface_paddle.cli.device_options import add_device_arguments, device_options
 from arcface_paddle.core.errors import ToolkitError, run_cli
 from arcface_paddle.core.safe_io import read_file_bytes
-from arcface_paddle.pipeline.gallery_vote import DEFAULT_CANDIDATES, DEFAULT_REC_THRESHOLD
+from arcface_paddle.stores.vote import DEFAULT_CANDIDATES, DEFAULT_REC_THRESHOLD
 
 API_KEY_ENV = "ARCFACE_API_KEY"
 

@@ -8,9 +8,11 @@ import importlib
 
 _EXPORTS = {
     "FaceAnalyzer": "analyzer", "Face": "analyzer", "CompareResult": "analyzer", "largest_face": "analyzer",
-    "GalleryIndex": "gallery", "load_index": "gallery", "import_reference_index": "gallery",
+    "GalleryIndex": "arcface_paddle.stores.index_format", "load_index": "arcface_paddle.stores.index_format",
+    "import_reference_index": "arcface_paddle.stores.index_format",
     "align_face": "face_alignment", "umeyama_similarity": "face_alignment", "crop_face": "face_alignment",
-    "DEFAULT_REC_THRESHOLD": "gallery_vote", "UNKNOWN": "gallery_vote", "vote": "gallery_vote",
+    "DEFAULT_REC_THRESHOLD": "arcface_paddle.stores.vote", "UNKNOWN": "arcface_paddle.stores.vote",
+    "vote": "arcface_paddle.stores.vote",
     "draw_faces": "drawing", "read_image": "arcface_paddle.core.images",
     "build_gallery": "gallery_builder", "align_dataset": "dataset_alignment", "compare_images": "photo_compare",
     "FaceTracker": "tracking", "VideoOptions": "video", "process_video": "video", "process_folder": "runner",

@@ -35,9 +35,11 @@ from arcface_paddle.core.shipped_models import DEFAULT_DETECTOR, DEFAULT_RECOGNI
 from arcface_paddle.inference.recognizer import RecognitionPredictor
 from arcface_paddle.pipeline import face_alignment as alignment
 from arcface_paddle.pipeline.drawing import draw_faces, load_font
-from arcface_paddle.pipeline.gallery import GalleryIndex, load_index
 from arcface_paddle.pipeline.gallery_builder import build_gallery
-from arcface_paddle.pipeline.gallery_vote import (
+from arcface_paddle.pipeline.streaming import batched
+from arcface_paddle.stores import GalleryInfo, GalleryStore, backend_of, open_store
+from arcface_paddle.stores.index_format import GalleryIndex, load_index
+from arcface_paddle.stores.vote import (
     DEFAULT_CANDIDATES,
     DEFAULT_REC_THRESHOLD,
     UNKNOWN,
@@ -45,8 +47,6 @@ from arcface_paddle.pipeline.gallery_vote import (
     embedding_distance,
     match_embeddings,
 )
-from arcface_paddle.pipeline.streaming import batched
-from arcface_paddle.stores import GalleryInfo, GalleryStore, backend_of, open_store
 from blazeface_paddle.inference.passes import MultiPassDetector
 from blazeface_paddle.inference.predictor import DEFAULT_BATCH_SIZE, DetectorPredictor
 

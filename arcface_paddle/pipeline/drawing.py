@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.pipeline.gallery_vote import UNKNOWN
+from arcface_paddle.stores.vote import UNKNOWN
 
 UNKNOWN_COLOR = (160, 160, 160)
 DETECTION_COLOR = (0, 200, 255)

@@ -6,7 +6,7 @@ import os
 from typing import Optional
 
 from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.pipeline.gallery_vote import DEFAULT_CANDIDATES
+from arcface_paddle.stores.vote import DEFAULT_CANDIDATES
 
 DEFAULT_GALLERY = os.path.join("data", "gallery.db")
 MEGABYTE = 1024 * 1024

@@ -5,8 +5,9 @@
     store.add_faces("Grace Hopper", embeddings)
     store.match(query_embeddings, threshold=0.4, top_k=5)      # list[Match]: name or "unknown"
 
-Dependencies point one way: core → pipeline.gallery (the index.bin format) and pipeline.gallery_vote →
-stores → pipeline.analyzer / gallery_builder → service → CLIs.
+``index_format`` is the ``index.bin`` file format (also the in-memory ``GalleryIndex``), ``vote`` the top-k vote
+that names a face or calls it ``unknown``, ``search`` the exact top-k every backend's in-memory side uses.
+Dependencies point one way: core → stores → pipeline (FaceAnalyzer, gallery_builder) → service → CLIs.
 """
 from arcface_paddle.stores.base import FaceRecord, GalleryInfo, GalleryStore, NewFace, SubjectSummary
 from arcface_paddle.stores.errors import (

@@ -18,8 +18,6 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from arcface_paddle.pipeline.gallery import GalleryIndex
-from arcface_paddle.pipeline.gallery_vote import Match, vote
 from arcface_paddle.stores.checks import (
     MAX_NAME_CHARS,
     check_face_id,
@@ -34,6 +32,8 @@ from arcface_paddle.stores.errors import (
     InvalidValueError,
     UnsupportedOperationError,
 )
+from arcface_paddle.stores.index_format import GalleryIndex
+from arcface_paddle.stores.vote import Match, vote
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,7 +199,7 @@ class GalleryStore(abc.ABC):
         (fewer when the gallery is smaller; none when it is empty)."""
 
     def match(self, embeddings, threshold: float, top_k: int, backend: str = "numpy") -> list[Match]:
-        """Each embedding's name by the top-k vote of :func:`arcface_paddle.pipeline.gallery_vote.vote`."""
+        """Each embedding's name by the top-k vote of :func:`arcface_paddle.stores.vote.vote`."""
         embeddings = np.asarray(embeddings, dtype=np.float32)
         if not len(embeddings):
             return []

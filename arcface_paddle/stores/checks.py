@@ -14,9 +14,9 @@ import uuid
 import numpy as np
 
 from arcface_paddle.core.embeddings import l2_normalize
-from arcface_paddle.pipeline.gallery import CROP_MODES
-from arcface_paddle.pipeline.gallery_vote import UNKNOWN
 from arcface_paddle.stores.errors import IncompatibleGalleryError, InvalidValueError
+from arcface_paddle.stores.index_format import CROP_MODES
+from arcface_paddle.stores.vote import UNKNOWN
 
 MAX_NAME_CHARS = 200
 UNIT_TOLERANCE = 1e-6        # a row this close to unit length is stored as given

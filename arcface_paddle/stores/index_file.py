@@ -1,6 +1,6 @@
 """``index.bin`` behind the gallery interface: for galleries you ship and copy, not for ones that change often.
 
-The file format is :mod:`arcface_paddle.pipeline.gallery`'s (names + features, no face ids).  Each change
+The file format is :mod:`arcface_paddle.stores.index_format`'s (names + features, no face ids).  Each change
 takes an exclusive lock on ``<file>.lock``, re-reads the file if another process changed it, applies the
 change and rewrites the whole file atomically (temp file + rename) — so two concurrent ``--append`` runs
 both land, and a crash never leaves half a file.  Face ids (and so deleting one face, or idempotent adds
@@ -15,10 +15,10 @@ from typing import Optional
 
 import numpy as np
 
-from arcface_paddle.pipeline.gallery import GalleryIndex, load_index
 from arcface_paddle.stores.base import FaceRecord, GalleryInfo, GalleryStore, SubjectSummary
 from arcface_paddle.stores.checks import check_stored_rows, check_subject_name
 from arcface_paddle.stores.errors import ConflictError, NotFoundError, UnsupportedOperationError
+from arcface_paddle.stores.index_format import GalleryIndex, load_index
 
 
 def _file_identity(path: str):

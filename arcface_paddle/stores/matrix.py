@@ -1,8 +1,7 @@
 """The in-memory side of a SQLite gallery: unit embedding rows, each with a face id and a subject key.
 
 Adding appends (amortised growth), removing moves the last row into the hole — both O(D), so a gallery of a
-million faces changes without a reload.  Search is the exact chunked cosine top-k of ``index.bin``
-(:func:`arcface_paddle.pipeline.gallery.chunked_top_k`), or faiss's exact inner-product index when asked.
+million faces changes without a reload.  Search is :class:`arcface_paddle.stores.search.ExactSearch`, the exact top-k ``index.bin`` uses too.
 """
 from __future__ import annotations
 
@@ -10,8 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.pipeline.gallery import SEARCH_CHUNK_ROWS, blas_threads_for, chunked_top_k
+from arcface_paddle.stores.search import SEARCH_CHUNK_ROWS, ExactSearch
 
 
 class EmbeddingMatrix:
@@ -24,7 +22,7 @@ class EmbeddingMatrix:
         self.count = 0
         self.face_ids: list[str] = []
         self.row_of: dict[str, int] = {}
-        self._faiss_index = None
+        self._search = ExactSearch()
 
     def __len__(self) -> int:
         return self.count
@@ -62,7 +60,7 @@ class EmbeddingMatrix:
             self.row_of[face_id] = start + offset
         self.face_ids.extend(face_ids)
         self.count += len(face_ids)
-        self._faiss_index = None
+        self._search.invalidate()
 
     def remove(self, face_id: str) -> bool:
         """Drop one face (the last row moves into its place); False when it is not here."""
@@ -77,28 +75,10 @@ class EmbeddingMatrix:
             self.row_of[moved] = row
         self.face_ids.pop()
         self.count = last
-        self._faiss_index = None
+        self._search.invalidate()
         return True
 
     def top_k(self, queries: np.ndarray, top_k: int, backend: str = "numpy",
               chunk_rows: int = SEARCH_CHUNK_ROWS) -> tuple[np.ndarray, np.ndarray]:
         """Exact cosine top-k of unit ``queries``: (similarities Q×k descending, rows Q×k); k capped at the size."""
-        top_k = max(1, min(int(top_k), self.count))
-        if backend == "faiss":
-            return self._top_k_faiss(queries, top_k)
-        if backend != "numpy":
-            raise ToolkitError(f"unknown search backend {backend!r}; choose numpy or faiss")
-        with blas_threads_for(len(queries)):
-            return chunked_top_k(self.rows, queries, top_k, chunk_rows)
-
-    def _top_k_faiss(self, queries: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
-        try:
-            import faiss  # optional dependency (pip install faiss-cpu)
-        except ImportError:
-            raise ToolkitError("search backend faiss needs the optional extra: pip install faiss-cpu") from None
-        if self._faiss_index is None:
-            index = faiss.IndexFlatIP(self.embedding_size)
-            index.add(np.ascontiguousarray(self.rows))
-            self._faiss_index = index
-        similarities, rows = self._faiss_index.search(np.ascontiguousarray(queries, np.float32), top_k)
-        return similarities, rows.astype(np.int64)
+        return self._search.top_k(self.rows, queries, top_k, backend, chunk_rows)

@@ -17,7 +17,6 @@ from typing import Optional
 import numpy as np
 
 from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.pipeline.gallery import GalleryIndex
 from arcface_paddle.stores.base import FaceRecord, GalleryInfo, GalleryStore, SubjectSummary
 from arcface_paddle.stores.checks import (
     MAX_NAME_CHARS,
@@ -27,6 +26,7 @@ from arcface_paddle.stores.checks import (
     check_subject_name,
 )
 from arcface_paddle.stores.errors import ConflictError, IncompatibleGalleryError, InvalidValueError, NotFoundError
+from arcface_paddle.stores.index_format import GalleryIndex
 
 META_PROPERTY = "arcface_paddle.gallery"
 FORMAT = "arcface_paddle.gallery.milvus"

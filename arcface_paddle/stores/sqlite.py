@@ -21,10 +21,10 @@ from typing import Optional
 import numpy as np
 
 from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.pipeline.gallery import GalleryIndex
 from arcface_paddle.stores.base import FaceRecord, GalleryInfo, GalleryStore, SubjectSummary
 from arcface_paddle.stores.checks import check_face_id, check_stored_rows, check_subject_name
 from arcface_paddle.stores.errors import ConflictError, IncompatibleGalleryError, InvalidValueError, NotFoundError
+from arcface_paddle.stores.index_format import GalleryIndex
 from arcface_paddle.stores.matrix import EmbeddingMatrix
 from arcface_paddle.stores.sqlite_schema import connect, decode_rows, encode_row, initialise, is_sqlite_file
 

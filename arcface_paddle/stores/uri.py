@@ -15,10 +15,10 @@ import urllib.parse
 from typing import Optional
 
 from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.pipeline.gallery import ZIP_MAGIC, GalleryIndex, import_reference_index, load_index
 from arcface_paddle.stores.base import GalleryInfo, GalleryStore
 from arcface_paddle.stores.errors import ConflictError
 from arcface_paddle.stores.index_file import IndexFileStore
+from arcface_paddle.stores.index_format import ZIP_MAGIC, GalleryIndex, import_reference_index, load_index
 from arcface_paddle.stores.milvus import MilvusStore
 from arcface_paddle.stores.sqlite import SQLiteStore, is_sqlite_file
 

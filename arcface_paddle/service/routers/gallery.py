@@ -8,11 +8,11 @@ from fastapi import APIRouter, Depends, File, UploadFile
 from fastapi.responses import Response
 
 from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.pipeline.gallery import import_reference_index, load_index
 from arcface_paddle.service.routers.recognition import upload_name
 from arcface_paddle.service.schemas import GalleryOut, ImportOut
 from arcface_paddle.service.state import ServiceState, get_state, require_api_key
 from arcface_paddle.stores import GalleryStore
+from arcface_paddle.stores.index_format import import_reference_index, load_index
 
 router = APIRouter(prefix="/api/v1/gallery", tags=["gallery"])
 

@@ -26,7 +26,6 @@ index instead.
 """
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import zipfile
@@ -38,10 +37,10 @@ from arcface_paddle.core.embeddings import l2_normalize
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.restricted_pickle import load_pickle_file
 from arcface_paddle.core.safe_io import atomic_save_bytes, check_regular_file
+from arcface_paddle.stores.search import SEARCH_CHUNK_ROWS, ExactSearch
 
 MAGIC = "arcface_paddle.gallery"
 FORMAT_VERSION = 1
-SEARCH_CHUNK_ROWS = 65536
 ZIP_MAGIC = b"PK\x03\x04"          # every .npz starts with a zip local-file header
 _FIELDS = ("magic", "format_version", "names", "features", "embedding_size", "model_id")
 CROP_MODES = ("aligned", "box", "image")
@@ -80,14 +79,6 @@ def validate_gallery(names, features: np.ndarray, source: str, embedding_size: O
                                f"{row} ({names[row]!r}) has length {norms[row]:.4g}); rebuild it with --build_index")
 
 
-def faiss_available() -> bool:
-    try:
-        import faiss  # noqa: F401  (optional dependency: pip install faiss-cpu)
-    except ImportError:
-        return False
-    return True
-
-
 class GalleryIndex:
     """Names + normalised features of known faces, tied to one recognizer ``model_id``."""
 
@@ -105,7 +96,7 @@ class GalleryIndex:
         self.model_id = str(model_id)
         self.crop_mode = crop_mode
         self.source = source
-        self._faiss_index = None
+        self._search = ExactSearch()
 
     @classmethod
     def empty(cls, embedding_size: int, model_id: str, crop_mode: str = DEFAULT_CROP_MODE) -> "GalleryIndex":
@@ -139,7 +130,7 @@ class GalleryIndex:
                                f"{self.embedding_size}-d gallery")
         self.names.extend(str(name) for name in names)
         self.features = np.concatenate([self.features.reshape(-1, features.shape[1]), features], axis=0)
-        self._faiss_index = None
+        self._search.invalidate()
 
     def check_model(self, model_id: str, model_dir: str = "", embedding_size: Optional[int] = None) -> None:
         """Refuse a gallery whose embeddings came from another recognizer (by model_id and embedding size)."""
@@ -162,26 +153,7 @@ class GalleryIndex:
         if queries.ndim != 2 or queries.shape[1] != self.embedding_size:
             raise ToolkitError(f"{self.source}: queries of shape {queries.shape} against a gallery of "
                                f"{self.embedding_size}-d features (embeddings from another recognizer?)")
-        queries = l2_normalize(queries)
-        top_k = max(1, min(int(top_k), len(self)))
-        if backend == "faiss":
-            return self._search_faiss(queries, top_k)
-        if backend != "numpy":
-            raise ToolkitError(f"unknown search backend {backend!r}; choose numpy or faiss")
-        with blas_threads_for(len(queries)):
-            return chunked_top_k(self.features, queries, top_k, chunk_rows)
-
-    def _search_faiss(self, queries: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
-        try:
-            import faiss  # optional dependency (pip install faiss-cpu)
-        except ImportError:
-            raise ToolkitError("search backend faiss needs the optional extra: pip install faiss-cpu") from None
-        if self._faiss_index is None:
-            index = faiss.IndexFlatIP(self.embedding_size)
-            index.add(np.ascontiguousarray(self.features))
-            self._faiss_index = index
-        similarities, indices = self._faiss_index.search(np.ascontiguousarray(queries), top_k)
-        return similarities, indices.astype(np.int64)
+        return self._search.top_k(self.features, l2_normalize(queries), top_k, backend, chunk_rows)
 
     # ---- file I/O -----------------------------------------------------------------------------------------
     def save(self, path: str) -> None:
@@ -271,42 +243,3 @@ def import_reference_index(path: str, model_id: str, embedding_size: Optional[in
     # the reference stored raw embeddings: normalised here, but NaN and the embedding size are checked first
     validate_gallery(labels, features, path, embedding_size, normalized=False)
     return GalleryIndex(labels, features, model_id, source=path)
-
-
-_BLAS_CONTROLLER = None
-FEW_QUERIES = 16
-
-
-def blas_threads_for(num_queries: int):
-    """One BLAS thread for a few queries: the scan is then a memory-bound matrix-vector product that extra
-    threads do not speed up, while OpenBLAS's spinning threads slow it 2-3× on a busy machine (measured:
-    1M × 128 top-5 at load 8 on 2 cores, 110-140 ms with 1 thread vs 290-320 ms with 2)."""
-    global _BLAS_CONTROLLER
-    if num_queries > FEW_QUERIES:
-        return contextlib.nullcontext()
-    if _BLAS_CONTROLLER is None:
-        try:
-            from threadpoolctl import ThreadpoolController  # installed with scikit-learn
-        except ImportError:
-            return contextlib.nullcontext()
-        _BLAS_CONTROLLER = ThreadpoolController()
-    return _BLAS_CONTROLLER.limit(limits=1, user_api="blas")
-
-
-def chunked_top_k(gallery: np.ndarray, queries: np.ndarray, top_k: int,
-                  chunk_rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k inner products, one gallery chunk at a time (bounded temporary memory)."""
-    best_scores = np.full((len(queries), 0), -np.inf, dtype=np.float32)
-    best_rows = np.zeros((len(queries), 0), dtype=np.int64)
-    for start in range(0, len(gallery), chunk_rows):
-        scores = queries @ gallery[start:start + chunk_rows].T
-        k = min(top_k, scores.shape[1])
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        best_scores = np.concatenate([best_scores, np.take_along_axis(scores, part, axis=1)], axis=1)
-        best_rows = np.concatenate([best_rows, part + start], axis=1)
-        if best_scores.shape[1] > top_k:
-            keep = np.argpartition(-best_scores, top_k - 1, axis=1)[:, :top_k]
-            best_scores = np.take_along_axis(best_scores, keep, axis=1)
-            best_rows = np.take_along_axis(best_rows, keep, axis=1)
-    order = np.argsort(-best_scores, axis=1, kind="stable")
-    return np.take_along_axis(best_scores, order, axis=1), np.take_along_axis(best_rows, order, axis=1)
