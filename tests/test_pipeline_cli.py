@@ -11,8 +11,8 @@ import pytest
 
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.images import read_image
-from arcface_paddle.pipeline.analyzer import Face
 from arcface_paddle.pipeline.drawing import default_font_path, draw_faces, font_size_for, identity_color, text_color
+from arcface_paddle.pipeline.faces import Face
 from arcface_paddle.stores.index_format import GalleryIndex
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "FaceAnalyzer": "analyzer", "Face": "analyzer", "CompareResult": "analyzer", "largest_face": "analyzer",
+    "FaceAnalyzer": "analyzer", "Face": "faces", "CompareResult": "faces", "largest_face": "faces",
     "GalleryIndex": "arcface_paddle.stores.index_format", "load_index": "arcface_paddle.stores.index_format",
     "import_reference_index": "arcface_paddle.stores.index_format",
     "align_face": "face_alignment", "umeyama_similarity": "face_alignment", "crop_face": "face_alignment",

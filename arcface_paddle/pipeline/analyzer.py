@@ -19,7 +19,6 @@ module only hands them RGB uint8 pixels.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import os
 import warnings
 from typing import Iterable, Iterator, Optional, Sequence, Union
@@ -30,11 +29,12 @@ import numpy as np
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.finite_numbers import finite
 from arcface_paddle.core.images import read_image
-from arcface_paddle.core.model_yaml import ModelConfig, load_model_config, model_threshold, params_fingerprint
+from arcface_paddle.core.model_yaml import load_model_config, params_fingerprint
 from arcface_paddle.core.shipped_models import DEFAULT_DETECTOR, DEFAULT_RECOGNIZER
 from arcface_paddle.inference.recognizer import RecognitionPredictor
 from arcface_paddle.pipeline import face_alignment as alignment
 from arcface_paddle.pipeline.drawing import draw_faces, load_font
+from arcface_paddle.pipeline.faces import CompareResult, Face, largest_face
 from arcface_paddle.pipeline.gallery_builder import build_gallery
 from arcface_paddle.pipeline.streaming import batched
 from arcface_paddle.stores import GalleryInfo, GalleryStore, backend_of, open_store
@@ -42,10 +42,10 @@ from arcface_paddle.stores.index_format import GalleryIndex, load_index
 from arcface_paddle.stores.vote import (
     DEFAULT_CANDIDATES,
     DEFAULT_REC_THRESHOLD,
-    UNKNOWN,
     Match,
     embedding_distance,
     match_embeddings,
+    recognition_threshold,
 )
 from blazeface_paddle.inference.passes import MultiPassDetector
 from blazeface_paddle.inference.predictor import DEFAULT_BATCH_SIZE, DetectorPredictor
@@ -54,60 +54,6 @@ DEFAULT_DET_MODEL, DEFAULT_REC_MODEL = DEFAULT_DETECTOR, DEFAULT_RECOGNIZER
 
 ImageLike = Union[str, np.ndarray]
 GalleryLike = Union[str, GalleryIndex, GalleryStore]
-
-
-@dataclasses.dataclass
-class Face:
-    box: tuple                                  # x1, y1, x2, y2 in image pixels
-    score: float                                # detector confidence (1.0 when no detector ran)
-    keypoints: Optional[np.ndarray] = None      # K×2 pixels (BlazeFace: 6, MediaPipe order)
-    name: Optional[str] = None                  # identity, "unknown", or None when not matched
-    similarity: Optional[float] = None          # cosine similarity of the match
-    embedding: Optional[np.ndarray] = None      # L2-normalised recognizer output
-    track_id: Optional[int] = None              # video with tracking: the track this face belongs to
-
-    @property
-    def area(self) -> float:
-        return max(0.0, self.box[2] - self.box[0]) * max(0.0, self.box[3] - self.box[1])
-
-    def to_dict(self) -> dict:
-        """JSON-ready summary (no embedding)."""
-        return {"box": [round(float(v), 2) for v in self.box], "score": round(float(self.score), 4),
-                "keypoints": None if self.keypoints is None else np.round(self.keypoints.astype(np.float64), 2).tolist(),
-                "name": self.name,
-                "similarity": None if self.similarity is None else round(float(self.similarity), 4)}
-
-
-@dataclasses.dataclass
-class CompareResult:
-    similarity: float
-    distance: float              # Euclidean distance of the normalised embeddings, sqrt(2 - 2·similarity)
-    same_person: bool
-    threshold: float
-    faces: tuple                 # the Face used in each image
-    crops: tuple                 # the aligned crops fed to the recognizer (RGB uint8)
-    threshold_source: str = "given"   # where the threshold came from (given, the model's model.yaml, default)
-
-
-def recognition_threshold(config: ModelConfig) -> tuple[float, str]:
-    """``(cosine threshold, where it comes from)`` when the user gives none: the model's own best-accuracy
-    threshold from its ``model.yaml`` (written by ``valid.py --write_thresholds``), else the SFace default."""
-    measured = model_threshold(config)
-    if measured is not None:
-        return measured
-    source = "default, measured for the shipped SFace model"
-    try:
-        shipped = config.model_id is not None and config.model_id == load_model_config(DEFAULT_REC_MODEL).model_id
-    except ToolkitError:     # an installation without the shipped model
-        shipped = False
-    if shipped:
-        return DEFAULT_REC_THRESHOLD, source
-    return DEFAULT_REC_THRESHOLD, (f"{source} — NOT for this model: its model.yaml has no thresholds "
-                                   f"(valid.py --write_thresholds TARGET adds them)")
-
-
-def largest_face(faces: Sequence[Face]) -> Optional[Face]:
-    return max(faces, key=lambda face: face.area) if faces else None
 
 
 def _as_image(image: ImageLike) -> tuple[np.ndarray, str]:
@@ -374,5 +320,4 @@ class FaceAnalyzer:
                              progress=progress)
 
 
-__all__ = ["Face", "CompareResult", "FaceAnalyzer", "largest_face", "UNKNOWN", "DEFAULT_DET_MODEL",
-           "DEFAULT_REC_MODEL"]
+__all__ = ["FaceAnalyzer", "DEFAULT_DET_MODEL", "DEFAULT_REC_MODEL"]

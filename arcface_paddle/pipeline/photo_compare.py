@@ -10,8 +10,9 @@ from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.finite_numbers import finite
 from arcface_paddle.core.images import IMAGE_EXTENSIONS, is_image_path, read_image
 from arcface_paddle.core.safe_io import check_output_file, refuse_overwriting_inputs
-from arcface_paddle.pipeline.analyzer import CompareResult, FaceAnalyzer
+from arcface_paddle.pipeline.analyzer import FaceAnalyzer
 from arcface_paddle.pipeline.drawing import load_font
+from arcface_paddle.pipeline.faces import CompareResult
 from arcface_paddle.pipeline.media_io import write_image
 
 PANEL = 224          # each aligned crop is shown at this size

@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 
 from arcface_paddle.core.images import encode_image
-from arcface_paddle.pipeline.analyzer import Face, FaceAnalyzer
+from arcface_paddle.pipeline.analyzer import FaceAnalyzer
+from arcface_paddle.pipeline.faces import Face
 from arcface_paddle.service.batching import MicroBatcher
 from arcface_paddle.service.settings import ServiceSettings
 from arcface_paddle.service.uploads import decode_upload

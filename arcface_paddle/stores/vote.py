@@ -2,7 +2,8 @@
 
 ``DEFAULT_REC_THRESHOLD`` was chosen from measurements with the shipped SFace recognizer on the real
 photos in ``tests/data/faces`` (see docs/recognition.md, "Choosing the threshold"): it lies between
-the lowest same-person and the highest different-person cosine similarity measured there.
+the lowest same-person and the highest different-person cosine similarity measured there.  A model that
+carries its own measured thresholds in ``model.yaml`` uses those instead (:func:`recognition_threshold`).
 """
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ import dataclasses
 from typing import Sequence
 
 import numpy as np
+
+from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.core.model_yaml import ModelConfig, load_model_config, model_threshold
+from arcface_paddle.core.shipped_models import DEFAULT_RECOGNIZER
 
 UNKNOWN = "unknown"
 DEFAULT_REC_THRESHOLD = 0.40
@@ -57,3 +62,20 @@ def match_embeddings(index, embeddings: np.ndarray, threshold: float = DEFAULT_R
 def embedding_distance(similarity: float) -> float:
     """Euclidean distance between the two L2-normalised embeddings: sqrt(2 - 2·cos)."""
     return float(np.sqrt(max(0.0, 2.0 - 2.0 * similarity)))
+
+
+def recognition_threshold(config: ModelConfig) -> tuple[float, str]:
+    """``(cosine threshold, where it comes from)`` when the user gives none: the model's own best-accuracy
+    threshold from its ``model.yaml`` (written by ``valid.py --write_thresholds``), else the SFace default."""
+    measured = model_threshold(config)
+    if measured is not None:
+        return measured
+    source = "default, measured for the shipped SFace model"
+    try:
+        shipped = config.model_id is not None and config.model_id == load_model_config(DEFAULT_RECOGNIZER).model_id
+    except ToolkitError:     # an installation without the shipped model
+        shipped = False
+    if shipped:
+        return DEFAULT_REC_THRESHOLD, source
+    return DEFAULT_REC_THRESHOLD, (f"{source} — NOT for this model: its model.yaml has no thresholds "
+                                   f"(valid.py --write_thresholds TARGET adds them)")

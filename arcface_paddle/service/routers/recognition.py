@@ -10,7 +10,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, File, Query, UploadFile
 
 from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.pipeline.analyzer import largest_face
+from arcface_paddle.pipeline.faces import largest_face
 from arcface_paddle.service.schemas import CompareOut, DetectOut, EmbedOut, FaceOut, RecognizeOut
 from arcface_paddle.service.state import ServiceState, get_state
 from arcface_paddle.stores.vote import embedding_distance

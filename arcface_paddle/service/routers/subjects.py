@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, File, Form, Path, Response, UploadFile
 
 from arcface_paddle.core.boxes import box_iou
 from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.pipeline.analyzer import largest_face
+from arcface_paddle.pipeline.faces import largest_face
 from arcface_paddle.service.routers.recognition import read_upload
 from arcface_paddle.service.schemas import (
     ChangeOut,
