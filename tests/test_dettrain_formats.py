@@ -80,7 +80,7 @@ def test_six_point_round_trip_and_wider_round_trip(tmp_path):
 @pytest.mark.parametrize("text, message", [
     ("a.jpg\n1\n1 2 3 4 0 0 0 0 0\n",
      "labels.txt:3: expected 10 values (x y w h blur expression illumination invalid occlusion pose), found 9"),
-    ("a.jpg\nmany\n", "labels.txt:2: expected a face count, found 'many'"),
+    ("a.jpg\nmany\n", "labels.txt:2: face count 'many' is not an integer"),
     ("a.jpg\n2\n1 2 3 4 0 0 0 0 0 0\n", "labels.txt:2: image 'a.jpg' declares 2 faces, file ends after 1 box lines"),
     ("a.jpg\n1\n1 2 x 4 0 0 0 0 0 0\n", "labels.txt:3: expected numbers, found '1 2 x 4 0 0 0 0 0 0'"),
     ("a.jpg\n", "labels.txt:1: image 'a.jpg' has no face-count line"),
@@ -89,7 +89,7 @@ def test_six_point_round_trip_and_wider_round_trip(tmp_path):
     ("# a.jpg\n#\n", "labels.txt:2: '#' line without an image path"),
     # A RetinaFace body line before any '# path' line: the file does not start with '#', so it is read as
     # WIDER ('1 2 3 4' is taken for an image path) and the next line is not a face count.
-    ("1 2 3 4\n# a.jpg\n", "labels.txt:2: expected a face count, found '# a.jpg'"),
+    ("1 2 3 4\n# a.jpg\n", "labels.txt:2: face count '# a.jpg' is not an integer"),
 ])
 def test_corrupt_lines_name_file_line_and_reason(tmp_path, text, message):
     path = _write(tmp_path, text)

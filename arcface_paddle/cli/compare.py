@@ -10,6 +10,7 @@ from prettytable import PrettyTable
 
 from arcface_paddle.cli.arguments import ArgumentParser
 from arcface_paddle.cli.device_options import add_device_arguments, device_options
+from arcface_paddle.cli.model_options import add_model_arguments, model_options
 from arcface_paddle.core.errors import run_cli
 from arcface_paddle.pipeline.photo_compare import compare_images, verdict
 from arcface_paddle.stores.vote import DEFAULT_REC_THRESHOLD
@@ -27,17 +28,13 @@ def main(argv=None) -> int:
                         help="cosine similarity at or above which it is the same person (default: the "
                              "recognizer's own threshold from its model.yaml, else "
                              f"{DEFAULT_REC_THRESHOLD}, measured for the shipped SFace model)")
-    parser.add_argument("--det_model", help="detector folder with model.yaml (default: shipped BlazeFace)")
-    parser.add_argument("--rec_model", help="recognizer folder with model.yaml (default: shipped SFace)")
-    parser.add_argument("--det_thresh", type=float, help="detection score threshold (default: the model's)")
-    parser.add_argument("--no-align", dest="align", action="store_false")
+    add_model_arguments(parser, gallery=False)
     parser.add_argument("--cpu_threads", type=int, default=2)
     add_device_arguments(parser)
     parser.add_argument("--font", help="TTF/OTF font for --show")
     args = parser.parse_args(argv)
     result = compare_images(args.image1, args.image2, show=args.show, threshold=args.threshold,
-                            det_model=args.det_model, rec_model=args.rec_model, det_thresh=args.det_thresh,
-                            align=args.align, cpu_threads=args.cpu_threads, font=args.font, **device_options(args))
+                            cpu_threads=args.cpu_threads, font=args.font, **model_options(args), **device_options(args))
     table = PrettyTable(["image 1", "image 2", "cosine similarity", "distance", "threshold", "verdict"])
     table.add_row([args.image1, args.image2, f"{result.similarity:.4f}", f"{result.distance:.4f}",
                    f"{result.threshold:.4f}", verdict(result)])

@@ -82,24 +82,24 @@ def main(argv=None) -> int:
         if args.save_predictions:
             wider_protocol.write_predictions(args.save_predictions, predictions)
             print(f"wrote predictions to {args.save_predictions}")
-        report = wider_protocol.evaluate_wider(predictions, ground_truth, iou_threshold=args.iou)
-        print(report.table())
-        if args.json:
-            with atomic_write(args.json, "w") as handle:
-                json.dump(report.as_dict(), handle, indent=2)
-            print(f"written {args.json}")
-        return 0
+        return show_report(wider_protocol.evaluate_wider(predictions, ground_truth, iou_threshold=args.iou),
+                           args.json)
     if not args.model:
         raise ToolkitError("--annotations needs --model")
     report = evaluate_model(args.model, args.annotations, images_root=args.images, variant=args.variant,
                             score_threshold=args.score_threshold, iou_threshold=args.iou,
                             min_face_size=args.min_face_size, batch_size=args.batch_size,
                             cpu_threads=args.cpu_threads, progress=True)
+    return show_report(report, args.json)
+
+
+def show_report(report, json_path) -> int:
+    """Print the AP table; write it as JSON too when asked."""
     print(report.table())
-    if args.json:
-        with atomic_write(args.json, "w") as handle:
+    if json_path:
+        with atomic_write(json_path, "w") as handle:
             json.dump(report.as_dict(), handle, indent=2)
-        print(f"written {args.json}")
+        print(f"written {json_path}")
     return 0
 
 

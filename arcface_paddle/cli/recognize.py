@@ -24,6 +24,7 @@ from prettytable import PrettyTable
 
 from arcface_paddle.cli.arguments import ArgumentParser
 from arcface_paddle.cli.device_options import add_device_arguments, device_options
+from arcface_paddle.cli.model_options import add_model_arguments, model_options
 from arcface_paddle.core.errors import EXIT_INTERRUPTED, ToolkitError, run_cli
 from arcface_paddle.core.safe_io import check_output_file, check_writable_folder, refuse_overwriting_inputs
 from arcface_paddle.pipeline.analyzer import FaceAnalyzer
@@ -33,7 +34,6 @@ from arcface_paddle.pipeline.runner import check_input, run_on_input
 from arcface_paddle.pipeline.tracking import DEFAULT_REC_EVERY, DEFAULT_TRACK_BUFFER, DEFAULT_WEAK_MARGIN
 from arcface_paddle.pipeline.video import VideoOptions
 from arcface_paddle.stores import GalleryInfo, backend_of, open_store, read_gallery
-from arcface_paddle.stores.vote import DEFAULT_CANDIDATES, DEFAULT_REC_THRESHOLD
 from blazeface_paddle.inference.predictor import DEFAULT_BATCH_SIZE
 
 # paddle warns about a C++ build cache at import; it means nothing to someone running inference.
@@ -59,19 +59,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--import_index", metavar="SRC", help="with --build_index: copy the faces of gallery SRC "
                         "(any backend), or convert a reference-toolkit (pickled) index.bin, stating that "
                         "--rec_model produced its features")
-    parser.add_argument("--det_model", help="detector folder with model.yaml (default: shipped BlazeFace)")
-    parser.add_argument("--rec_model", help="recognizer folder with model.yaml (default: shipped SFace)")
-    parser.add_argument("--det_thresh", type=float, help="detection score threshold (default: the model's)")
-    parser.add_argument("--rec_thresh", type=float, default=None,
-                        help="cosine similarity below which a face is 'unknown' (default: the recognizer's own "
-                             f"threshold from its model.yaml, else {DEFAULT_REC_THRESHOLD}, measured for SFace)")
-    parser.add_argument("--cdd_num", type=int, default=DEFAULT_CANDIDATES,
-                        help=f"gallery candidates that vote for a name (default {DEFAULT_CANDIDATES})")
+    add_model_arguments(parser)
     parser.add_argument("--cpu_threads", type=int, default=2)
     add_device_arguments(parser)
     parser.add_argument("--font", help="TTF/OTF font for labels (use a CJK font for Chinese names)")
-    parser.add_argument("--no-align", dest="align", action="store_false",
-                        help="crop the detection box instead of aligning by keypoints")
     parser.add_argument("--search_backend", choices=("numpy", "faiss"), default="numpy",
                         help="gallery search: exact numpy (default) or faiss (pip install faiss-cpu)")
     parser.add_argument("--batch_size", type=int, default=DEFAULT_BATCH_SIZE,
@@ -170,11 +161,10 @@ def main(argv=None) -> int:
     if args.build_index:
         use_rec = True
         use_det = use_det or not args.import_index
-    analyzer = FaceAnalyzer(det_model=args.det_model, rec_model=args.rec_model,
-                            index=None if args.build_index else args.index, det_thresh=args.det_thresh,
-                            rec_thresh=args.rec_thresh, cdd_num=args.cdd_num, cpu_threads=args.cpu_threads,
-                            align=args.align, det=use_det and not args.import_index, rec=use_rec, font=args.font,
-                            search_backend=args.search_backend, batch_size=args.batch_size, **device_options(args))
+    analyzer = FaceAnalyzer(index=None if args.build_index else args.index, cpu_threads=args.cpu_threads,
+                            det=use_det and not args.import_index, rec=use_rec, font=args.font,
+                            search_backend=args.search_backend, batch_size=args.batch_size,
+                            **model_options(args), **device_options(args))
     if args.build_index:
         return build_or_import(args, analyzer)
     if analyzer.index is not None:

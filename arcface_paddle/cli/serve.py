@@ -14,16 +14,17 @@ import ipaddress
 import os
 import sys
 
+from arcface_paddle.cli.arguments import ArgumentParser
 from arcface_paddle.cli.device_options import add_device_arguments, device_options
+from arcface_paddle.cli.model_options import add_model_arguments, model_options
 from arcface_paddle.core.errors import ToolkitError, run_cli
 from arcface_paddle.core.safe_io import read_file_bytes
-from arcface_paddle.stores.vote import DEFAULT_CANDIDATES, DEFAULT_REC_THRESHOLD
 
 API_KEY_ENV = "ARCFACE_API_KEY"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="arcface-paddle serve", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="arcface-paddle serve", description=__doc__.splitlines()[0])
     parser.add_argument("--gallery", default=os.path.join("data", "gallery.db"),
                         help="gallery: gallery.db (SQLite, default data/gallery.db), index.bin, "
                              "milvus://host:port/collection or milvus-lite:PATH; created when missing")
@@ -32,15 +33,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--api_key_file", help=f"file holding the API key that changes need (or set ${API_KEY_ENV})")
-    parser.add_argument("--det_model", help="detector folder with model.yaml (default: shipped BlazeFace)")
-    parser.add_argument("--rec_model", help="recognizer folder with model.yaml (default: shipped SFace)")
-    parser.add_argument("--det_thresh", type=float, help="detection score threshold (default: the model's)")
-    parser.add_argument("--rec_thresh", type=float, default=None,
-                        help="cosine similarity below which a face is 'unknown' (default: the recognizer's threshold "
-                             f"from its model.yaml, else {DEFAULT_REC_THRESHOLD})")
-    parser.add_argument("--cdd_num", type=int, default=DEFAULT_CANDIDATES, help="gallery candidates that vote")
-    parser.add_argument("--no-align", dest="align", action="store_false",
-                        help="crop the detection box instead of aligning by keypoints")
+    add_model_arguments(parser)
     parser.add_argument("--workers", type=int, help="inference threads (default: one per CPU core)")
     parser.add_argument("--batch_window_ms", type=float, default=2.0,
                         help="how long the recogniser waits to batch faces of concurrent requests (default 2)")
@@ -71,9 +64,7 @@ def is_loopback(host: str) -> bool:
 def settings_from(args):
     from arcface_paddle.service.settings import MEGABYTE, ServiceSettings  # optional extra [service]
 
-    options = dict(gallery=args.gallery, det_model=args.det_model, rec_model=args.rec_model,
-                   det_thresh=args.det_thresh, rec_thresh=args.rec_thresh, cdd_num=args.cdd_num, align=args.align,
-                   batch_window_ms=args.batch_window_ms, max_batch=args.max_batch,
+    options = dict(gallery=args.gallery, analyzer=model_options(args), batch_window_ms=args.batch_window_ms, max_batch=args.max_batch,
                    max_upload_bytes=int(args.max_upload_mb * MEGABYTE), max_pixels=int(args.max_megapixels * 1e6),
                    api_key=read_api_key(args), import_index=args.import_index, device=device_options(args))
     if args.workers:

@@ -1,4 +1,4 @@
-"""Numbers a user gives us (flags, config values, API arguments) are finite, and not negative unless meant.
+"""Numbers a user gives us (flags, config values, file fields) are finite, and not negative unless meant.
 
 Python's ``float("nan")`` and YAML's ``.nan`` / ``.inf`` parse without complaint, and a NaN compares false
 with everything: ``similarity >= nan`` is never true, so ``--rec_thresh nan`` would call every face
@@ -71,3 +71,17 @@ def check_flag_numbers(namespace, flag_names: dict | None = None) -> None:
                 raise ToolkitError(f"{flag} {item}: expected a finite number")
             if isinstance(item, int) and item < 0:
                 raise ToolkitError(f"{flag} {item}: must not be negative")
+
+
+def whole_number(text: str, where: str, what: str, maximum: int | None = None, why: str = "") -> int:
+    """``text`` (a field of a user's file) as a whole number in ``[0, maximum]``; a one-line ToolkitError at
+    ``where`` (``file:line``) otherwise.  ``why`` is added to the too-large message."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise ToolkitError(f"{where}: {what} {text[:40]!r} is not an integer") from None
+    if value < 0:
+        raise ToolkitError(f"{where}: negative {what} {value}")
+    if maximum is not None and value > maximum:
+        raise ToolkitError(f"{where}: {what} {text[:40]} is larger than {maximum}{why}")
+    return value

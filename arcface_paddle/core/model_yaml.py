@@ -38,7 +38,8 @@ from typing import Any, Optional
 import yaml
 
 from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.core.safe_io import atomic_write, read_text_file
+from arcface_paddle.core.safe_io import atomic_write
+from arcface_paddle.core.yaml_config import read_yaml_mapping
 
 MODEL_CONFIG_NAME = "model.yaml"
 PARAMS_NAME = "inference.pdiparams"
@@ -197,12 +198,7 @@ def load_model_config(model_dir: str) -> ModelConfig:
         raise ToolkitError(f"{model_dir}: model folder not found")
     if not os.path.isfile(path):
         raise ToolkitError(f"{path}: missing model.yaml (every model folder needs one; re-export the model)")
-    try:
-        raw = yaml.safe_load(read_text_file(path, "model.yaml"))
-    except yaml.YAMLError as error:
-        raise ToolkitError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
-    if not isinstance(raw, dict):
-        raise ToolkitError(f"{path}: expected a mapping of keys, found {type(raw).__name__}")
+    raw = read_yaml_mapping(path, "model.yaml")
     config = ModelConfig(**check_model_fields(raw, path))
     if config.thresholds is not None:
         check_thresholds(path, config.thresholds, config.model_id)

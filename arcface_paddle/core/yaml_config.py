@@ -15,6 +15,24 @@ from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.safe_io import read_text_file
 
 
+def load_yaml_file(path: str, what: str = "YAML file"):
+    """The parsed contents of a UTF-8 YAML file; unreadable text or invalid YAML is a one-line ToolkitError."""
+    try:
+        return yaml.safe_load(read_text_file(path, what))
+    except yaml.YAMLError as error:
+        raise ToolkitError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+
+
+def read_yaml_mapping(path: str, what: str = "YAML file", empty_ok: bool = False) -> dict:
+    """A YAML file that must hold one mapping of keys (``empty_ok``: an empty file reads as ``{}``)."""
+    raw = load_yaml_file(path, what)
+    if raw is None and empty_ok:
+        return {}
+    if not isinstance(raw, dict):
+        raise ToolkitError(f"{path}: expected a mapping of keys in this {what}, found {type(raw).__name__}")
+    return raw
+
+
 def read_yaml_chain(path: str, seen: tuple = ()) -> dict:
     """Read a YAML mapping, merged over the files its ``base:`` chain names."""
     real = os.path.realpath(path)
@@ -22,12 +40,7 @@ def read_yaml_chain(path: str, seen: tuple = ()) -> dict:
         raise ToolkitError(f"{path}: 'base:' chain loops back to itself")
     if not os.path.exists(path):
         raise ToolkitError(f"{path}: config file not found")
-    try:
-        raw = yaml.safe_load(read_text_file(path, "config file")) or {}
-    except yaml.YAMLError as error:
-        raise ToolkitError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
-    if not isinstance(raw, dict):
-        raise ToolkitError(f"{path}: expected a mapping of config keys, found {type(raw).__name__}")
+    raw = read_yaml_mapping(path, "config file", empty_ok=True)
     base = raw.pop("base", None)
     if base is None:
         return raw

@@ -18,7 +18,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.core.errors import ToolkitError, reason_for
 from arcface_paddle.core.images import decode_image
 from arcface_paddle.core.safe_io import (
     atomic_save_bytes,
@@ -59,13 +59,19 @@ class ConversionReport:
         return self.images / self.seconds if self.seconds > 0 else 0.0
 
 
-def _image_problem(data: bytes, source: str) -> str | None:
-    """Why ``data`` cannot be stored as a training image (None when it decodes within the size limit)."""
+def _store_image(out: str, index: int, rel: str, data: bytes, label: int, source: str, shown: str,
+                 written: list, skipped: list) -> int:
+    """Write ``data`` as shard ``index`` when it decodes within the size limit, else list it in ``skipped`` as
+    ``shown`` with the reason; returns the bytes written."""
     try:
         decode_image(data, source)
     except ToolkitError as error:
-        return str(error)[len(source) + 2:] if str(error).startswith(source + ": ") else str(error)
-    return None
+        skipped.append((shown, reason_for(error, source)))
+        return 0
+    name = shard_name(index)
+    write_shard(os.path.join(out, name), rel, data)
+    written.append((name, label))
+    return len(data)
 
 
 # ---- image tree → shards ---------------------------------------------------------------------------
@@ -78,16 +84,9 @@ def _image_chunk_task(args):
         try:
             data = read_file_bytes(path, "image file")      # regular files only: a FIFO would block forever
         except ToolkitError as error:
-            skipped.append((rel, str(error)[len(path) + 2:]))
+            skipped.append((rel, reason_for(error, path)))
             continue
-        problem = _image_problem(data, path)
-        if problem:
-            skipped.append((rel, problem))
-            continue
-        name = shard_name(index)
-        write_shard(os.path.join(out, name), rel, data)
-        written.append((name, label))
-        nbytes += len(data)
+        nbytes += _store_image(out, index, rel, data, label, path, rel, written, skipped)
     return written, skipped, nbytes
 
 
@@ -227,14 +226,7 @@ def _rec_chunk_task(args):
                 continue
             label = int(header.label[0])
             rel = f"{label:07d}/{key}{_guess_ext(image)}"     # zero-padded: sorted folders keep label order
-            problem = _image_problem(image, where)
-            if problem:
-                skipped.append((where, problem))
-                continue
-            name = shard_name(index)
-            write_shard(os.path.join(out, name), rel, image)
-            written.append((name, label))
-            nbytes += len(image)
+            nbytes += _store_image(out, index, rel, image, label, where, where, written, skipped)
     return written, skipped, nbytes
 
 

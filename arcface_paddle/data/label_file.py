@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.core.finite_numbers import whole_number
 from arcface_paddle.core.images import IMAGE_EXTENSIONS
 from arcface_paddle.core.safe_io import atomic_write, iter_text_lines
 
@@ -40,15 +41,8 @@ def read_label_file(path: str | os.PathLike) -> list[tuple[str, int]]:
         if len(parts) != 2:
             raise ToolkitError(f"{path}:{number}: expected 'path<TAB>label', got {line[:80]!r}")
         rel, label = parts[0].strip(), parts[1].strip()
-        try:
-            value = int(label)
-        except ValueError:
-            raise ToolkitError(f"{path}:{number}: label {label[:40]!r} is not an integer") from None
-        if value < 0:
-            raise ToolkitError(f"{path}:{number}: negative label {value}")
-        if value > MAX_LABEL:
-            raise ToolkitError(f"{path}:{number}: label {label[:40]} is larger than {MAX_LABEL} (labels number "
-                               f"the identities 0, 1, 2, ...)")
+        value = whole_number(label, f"{path}:{number}", "label", MAX_LABEL,
+                             " (labels number the identities 0, 1, 2, ...)")
         entries.append((rel, value))
     if not entries:
         raise ToolkitError(f"{path}: label file is empty")

@@ -29,10 +29,7 @@ class InferenceEngine:
         # Requests already run in parallel, one per worker: OpenCV's own thread pool (resize, warp, decode)
         # would only make the workers fight over the same cores.
         cv2.setNumThreads(1)
-        self.analyzer = FaceAnalyzer(det_model=settings.det_model, rec_model=settings.rec_model,
-                                     det_thresh=settings.det_thresh, rec_thresh=settings.rec_thresh,
-                                     cdd_num=settings.cdd_num, cpu_threads=1, align=settings.align,
-                                     **settings.device)
+        self.analyzer = FaceAnalyzer(**settings.analyzer, cpu_threads=1, **settings.device)
         self._local = threading.local()
         self._twins = [self.analyzer]           # the first worker uses the original's predictors
         self._twins_lock = threading.Lock()

@@ -6,7 +6,6 @@ import os
 from typing import Optional
 
 from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.stores.vote import DEFAULT_CANDIDATES
 
 DEFAULT_GALLERY = os.path.join("data", "gallery.db")
 MEGABYTE = 1024 * 1024
@@ -23,12 +22,9 @@ def default_workers() -> int:
 @dataclasses.dataclass
 class ServiceSettings:
     gallery: str = DEFAULT_GALLERY               # any gallery path/URI (arcface_paddle.stores)
-    det_model: Optional[str] = None              # None: the shipped BlazeFace
-    rec_model: Optional[str] = None              # None: the shipped SFace
-    det_thresh: Optional[float] = None
-    rec_thresh: Optional[float] = None           # None: the recognizer's own (model.yaml), else the default
-    cdd_num: int = DEFAULT_CANDIDATES
-    align: bool = True
+    # FaceAnalyzer options (det_model, rec_model, det_thresh, rec_thresh, cdd_num, align, closeup, tiling,
+    # refine_keypoints: arcface_paddle.cli.model_options); missing ones take FaceAnalyzer's defaults
+    analyzer: dict = dataclasses.field(default_factory=dict)
     workers: int = dataclasses.field(default_factory=default_workers)   # inference threads, 1 core each
     batch_window_ms: float = 2.0                 # how long the recogniser waits to fill a batch
     max_batch: int = 16                          # faces per recogniser run (oneDNN caches up to 16 shapes)

@@ -27,7 +27,7 @@ import yaml
 from arcface_paddle.core import checkpoint as ckpt
 from arcface_paddle.core.errors import ToolkitError
 from arcface_paddle.core.safe_io import atomic_write
-from arcface_paddle.core.yaml_config import dump_config
+from arcface_paddle.core.yaml_config import dump_config, load_yaml_file
 
 CONFIG_NAME = "config.yaml"
 HISTORY_NAME = "config_history.yaml"
@@ -85,11 +85,7 @@ def saved_run_config(output: Optional[str], resume) -> Tuple[dict, str]:
             return config, os.path.join(folder, ckpt.META_FILE)
     path = os.path.join(output, CONFIG_NAME) if output else None
     if path and os.path.isfile(path):
-        try:
-            with open(path, "r", encoding="utf-8") as handle:
-                config = yaml.safe_load(handle)
-        except yaml.YAMLError as error:
-            raise ToolkitError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+        config = load_yaml_file(path, "run config")
         if isinstance(config, dict):
             return config, path
     where = output or resume
@@ -122,11 +118,7 @@ def read_history(output: str) -> Optional[List[dict]]:
     path = os.path.join(output, HISTORY_NAME)
     if not os.path.isfile(path):
         return None
-    try:
-        with open(path, "r", encoding="utf-8") as handle:
-            loaded = yaml.safe_load(handle)
-    except yaml.YAMLError as error:
-        raise ToolkitError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    loaded = load_yaml_file(path, "config history")
     return [entry for entry in loaded if isinstance(entry, dict)] if isinstance(loaded, list) else []
 
 

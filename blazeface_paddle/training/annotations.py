@@ -31,6 +31,7 @@ from typing import Iterable, List, Optional, Sequence
 import numpy as np
 
 from arcface_paddle.core.errors import ToolkitError
+from arcface_paddle.core.finite_numbers import whole_number
 from arcface_paddle.core.images import read_image
 from arcface_paddle.core.safe_io import atomic_write
 from blazeface_paddle.network.variants import KEYPOINT_NAMES
@@ -104,12 +105,7 @@ def parse_wider(lines: Iterable[str], source: str, min_face_size: float = 0.0,
         if cursor + 1 >= len(numbered):
             raise ToolkitError(f"{source}:{path_line}: image {image_path!r} has no face-count line")
         count_line, count_text = numbered[cursor + 1]
-        try:
-            count = int(count_text)
-        except ValueError:
-            raise ToolkitError(f"{source}:{count_line}: expected a face count, found {count_text[:60]!r}") from None
-        if count < 0:
-            raise ToolkitError(f"{source}:{count_line}: negative face count {count}")
+        count = whole_number(count_text, f"{source}:{count_line}", "face count")
         body = numbered[cursor + 2: cursor + 2 + max(count, 1)]   # count 0 is followed by one dummy line
         if len(body) < max(count, 1):
             raise ToolkitError(f"{source}:{count_line}: image {image_path!r} declares {count} faces, "

@@ -45,10 +45,10 @@ async def recognize(image: UploadFile = File(..., description="a photo (JPEG, PN
     data, name = await read_upload(image, "image")
     pixels, faces = await state.engine.analyze(data, name)
     if faces:
-        settings = state.settings
-        threshold = state.engine.analyzer.rec_thresh if threshold is None else threshold
+        analyzer = state.engine.analyzer
+        threshold = analyzer.rec_thresh if threshold is None else threshold
         matches = await state.gallery(state.store.match, np.stack([face.embedding for face in faces]), threshold,
-                                      settings.cdd_num)
+                                      analyzer.cdd_num)
         for face, match in zip(faces, matches):
             face.name, face.similarity = match.name, match.similarity
     drawn = base64.b64encode(await state.engine.draw_jpeg(pixels, faces)).decode("ascii") if draw else None
