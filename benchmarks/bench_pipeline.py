@@ -40,8 +40,8 @@ for _name in THREADS_ENV:
 import pickle  # noqa: E402  (only to write/read the PEER's own reference-format index)
 import tempfile  # noqa: E402
 
-import cv2  # noqa: E402
 import numpy as np  # noqa: E402
+from opencv_peer import OpenCVPipeline  # noqa: E402
 from prettytable import PrettyTable  # noqa: E402
 
 
@@ -108,54 +108,11 @@ class OursPipeline:
                 "draw": median_ms(lambda: analyzer.draw(image, named), repeats)}
 
 
-class PeerPipeline:
-    """OpenCV's own face pipeline: YuNet detector + SFace recognizer (ONNX through cv2.dnn)."""
-
-    THRESHOLD = 0.363   # OpenCV's documented SFace cosine threshold
-
-    def __init__(self, peer_dir, gallery_paths, threads):
-        cv2.setNumThreads(threads)
-        self.detector = cv2.FaceDetectorYN.create(os.path.join(peer_dir, "face_detection_yunet_2023mar.onnx"), "",
-                                                  (320, 320), 0.6, 0.3, 5000)
-        self.recognizer = cv2.FaceRecognizerSF.create(
-            os.path.join(peer_dir, "face_recognition_sface_2021dec.onnx"), "")
-        names, features = [], []
-        for path in gallery_paths:
-            faces = self._detect(cv2.imread(path))
-            image = cv2.imread(path)
-            largest = max(faces, key=lambda face: face[2] * face[3])
-            names.append(os.path.basename(path).split(".")[0].rstrip("0123456789"))
-            features.append(self._embed(image, largest))
-        self.names, self.gallery = names, np.stack(features)
-
-    def _detect(self, image):
-        self.detector.setInputSize((image.shape[1], image.shape[0]))
-        _, faces = self.detector.detect(image)
-        return faces if faces is not None else []
-
-    def _embed(self, image, face):
-        feature = self.recognizer.feature(self.recognizer.alignCrop(image, face)).ravel()
-        return feature / np.linalg.norm(feature)
-
-    def __call__(self, path):
-        image = cv2.imread(path)
-        results = []
-        for face in self._detect(image):
-            similarities = self.gallery @ self._embed(image, face)
-            best = int(np.argmax(similarities))
-            name = self.names[best] if similarities[best] >= self.THRESHOLD else "unknown"
-            x, y, w, h = (int(v) for v in face[:4])
-            cv2.rectangle(image, (x, y), (x + w, y + h), (0, 255, 0), 2)
-            cv2.putText(image, f"{name} {similarities[best]:.2f}", (x, max(0, y - 8)), cv2.FONT_HERSHEY_SIMPLEX,
-                        max(0.5, w / 250), (0, 255, 0), 2)
-            results.append(name)
-        return results, image
-
-
 def bench_end_to_end(args):
     gallery_paths = sorted(os.path.join(args.gallery_dir, name) for name in os.listdir(args.gallery_dir))
     ours = OursPipeline(gallery_paths, args.cpu_threads)
-    peer = PeerPipeline(args.peer_dir, gallery_paths, args.cpu_threads)
+    gallery = [(os.path.basename(path).split(".")[0].rstrip("0123456789"), path) for path in gallery_paths]
+    peer = OpenCVPipeline(args.peer_dir, gallery, args.cpu_threads)
     our_names = [face.name for face in ours(args.photo)[0]]
     peer_names = peer(args.photo)[0]
     our_ms, peer_ms = interleaved_median_ms(lambda: ours(args.photo), lambda: peer(args.photo), args.repeats)

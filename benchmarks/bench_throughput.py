@@ -48,8 +48,7 @@ ARGS = parse_args()
 for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_name] = str(ARGS.cpu_threads)
 
-import cv2  # noqa: E402  (after the thread variables are set)
-import numpy as np  # noqa: E402
+from opencv_peer import OpenCVPipeline  # noqa: E402  (after the thread variables are set: it imports cv2)
 from prettytable import PrettyTable  # noqa: E402
 
 CPU_SECONDS: dict = {}      # name → process CPU seconds of its best round (all threads)
@@ -72,58 +71,6 @@ def best_of(functions: dict, rounds: int) -> dict:
 def gallery_analyzer(**options):
     from arcface_paddle.pipeline.analyzer import FaceAnalyzer
     return FaceAnalyzer(index=str(REPO / "demo" / "index.bin"), cpu_threads=ARGS.cpu_threads, **options)
-
-
-class OpenCVPipeline:
-    """OpenCV's face pipeline: YuNet detector + SFace recognizer (ONNX through cv2.dnn), gallery of demo/."""
-
-    THRESHOLD = 0.363   # OpenCV's documented SFace cosine threshold
-
-    def __init__(self, peer_dir: str):
-        cv2.setNumThreads(ARGS.cpu_threads)
-        self.detector = cv2.FaceDetectorYN.create(os.path.join(peer_dir, "face_detection_yunet_2023mar.onnx"), "",
-                                                  (320, 320), 0.6, 0.3, 5000)
-        self.recognizer = cv2.FaceRecognizerSF.create(os.path.join(peer_dir, "face_recognition_sface_2021dec.onnx"),
-                                                      "")
-        names, features = [], []
-        for path in sorted((REPO / "demo" / "gallery").glob("*/*.jpg")):
-            image = cv2.imread(str(path))
-            face = max(self._detect(image), key=lambda face: face[2] * face[3])
-            names.append(path.parent.name)
-            features.append(self._embed(image, face))
-        self.names, self.gallery = names, np.stack(features)
-
-    def _detect(self, image):
-        self.detector.setInputSize((image.shape[1], image.shape[0]))
-        faces = self.detector.detect(image)[1]
-        return faces if faces is not None else []
-
-    def _embed(self, image, face):
-        feature = self.recognizer.feature(self.recognizer.alignCrop(image, face)).ravel()
-        return feature / np.linalg.norm(feature)
-
-    def process(self, image):
-        """Detect, recognise and draw in place; the names."""
-        names = []
-        for face in self._detect(image):
-            similarities = self.gallery @ self._embed(image, face)
-            best = int(np.argmax(similarities))
-            name = self.names[best] if similarities[best] >= self.THRESHOLD else "unknown"
-            x, y, w, h = (int(v) for v in face[:4])
-            cv2.rectangle(image, (x, y), (x + w, y + h), (0, 255, 0), 2)
-            cv2.putText(image, f"{name} {similarities[best]:.2f}", (x, max(0, y - 8)), cv2.FONT_HERSHEY_SIMPLEX,
-                        max(0.5, w / 250), (0, 255, 0), 2)
-            names.append(name)
-        return names
-
-    def run_folder(self, folder: str, output: str) -> None:
-        import json
-        for path in sorted(pathlib.Path(folder).iterdir()):
-            image = cv2.imread(str(path))
-            names = self.process(image)
-            cv2.imwrite(os.path.join(output, path.name), image)
-            with open(os.path.join(output, path.stem + ".json"), "w") as handle:
-                json.dump({"input": str(path), "names": names}, handle)
 
 
 def make_folder(folder: str, count: int) -> None:
@@ -149,7 +96,8 @@ def bench_folder(work: str) -> list:
                                          for path in list_images(folder)],
     }
     if os.path.isdir(ARGS.peer_dir):
-        peer = OpenCVPipeline(ARGS.peer_dir)
+        gallery = [(path.parent.name, path) for path in sorted((REPO / "demo" / "gallery").glob("*/*.jpg"))]
+        peer = OpenCVPipeline(ARGS.peer_dir, gallery, ARGS.cpu_threads)
         os.makedirs(os.path.join(work, "peer"))
         functions["OpenCV YuNet + SFace (peer)"] = lambda: peer.run_folder(folder, os.path.join(work, "peer"))
     else:
