@@ -17,7 +17,8 @@ from blazeface_paddle.inference.predictor import DetectorPredictor
 
 @pytest.fixture(scope="module")
 def analyzer(repo_root):
-    return FaceAnalyzer(index=str(repo_root / "demo" / "index.bin"), batch_size=4)
+    # keypoint refinement on, so the batched refinement path is compared too
+    return FaceAnalyzer(index=str(repo_root / "demo" / "index.bin"), batch_size=4, refine_keypoints=True)
 
 
 @pytest.fixture(scope="module")

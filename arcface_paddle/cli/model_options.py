@@ -21,8 +21,9 @@ def add_model_arguments(parser: argparse.ArgumentParser, gallery: bool = True) -
                             "or a tile side in pixels to always scan (e.g. 320 for CCTV-sized faces)")
     group.add_argument("--no-closeup", dest="closeup", action="store_false",
                        help="skip the second pass that finds a face filling the whole photo")
-    group.add_argument("--no-refine", dest="refine_keypoints", action="store_false", default=None,
-                       help="align on the first pass's keypoints (faster, a little less exact: docs/detection_quality.md)")
+    group.add_argument("--refine-keypoints", dest="refine_keypoints", action="store_true",
+                       help="look at each face again before aligning it (closer to the 5-point crop, about twice "
+                            "the detection time: docs/detection_quality.md)")
     if gallery:
         group.add_argument("--rec_thresh", type=float, default=None,
                            help="cosine similarity below which a face is 'unknown' (default: the recognizer's own "

@@ -74,8 +74,9 @@ class FaceAnalyzer:
     same recognizer.
     ``use_gpu`` / ``use_tensorrt`` / ``precision`` (fp32, fp16) / ``gpu_id`` set where both models run.
     ``closeup``, ``tiling`` and ``refine_keypoints`` choose the extra detection passes of
-    :class:`~blazeface_paddle.inference.passes.MultiPassDetector` (keypoints are refined by default whenever faces
-    are aligned for recognition).
+    :class:`~blazeface_paddle.inference.passes.MultiPassDetector`.  ``refine_keypoints=True`` takes a second
+    look at each face before aligning it: closer to the 5-point crop, but it doubles detection time and did not
+    raise same-person similarities on the real test photos (docs/detection_quality.md), so it is off by default.
     """
 
     def __init__(self, det_model: Optional[str] = None, rec_model: Optional[str] = None,
@@ -84,7 +85,7 @@ class FaceAnalyzer:
                  cpu_threads: int = 2, use_gpu: bool = False, align: bool = True, det: bool = True,
                  rec: bool = True, font: Optional[str] = None, search_backend: str = "numpy",
                  use_tensorrt: bool = False, precision: str = "fp32", gpu_id: int = 0,
-                 closeup: bool = True, tiling="auto", refine_keypoints: Optional[bool] = None,
+                 closeup: bool = True, tiling="auto", refine_keypoints: bool = False,
                  batch_size: int = DEFAULT_BATCH_SIZE):
         if not (det or rec):
             raise ToolkitError("nothing to do: enable detection (--det), recognition (--rec) or both")
@@ -121,7 +122,7 @@ class FaceAnalyzer:
             raise ToolkitError(f"{det_dir}: model.yaml does not describe a detection model")
         device = dict(cpu_threads=cpu_threads, use_gpu=use_gpu, use_tensorrt=use_tensorrt, precision=precision,
                       gpu_id=gpu_id)    # the same inference device for both models
-        refine = (bool(align) and bool(rec)) if refine_keypoints is None else bool(refine_keypoints)
+        refine = bool(refine_keypoints)
         self.detector = (MultiPassDetector(DetectorPredictor(det_dir, score_threshold=det_thresh, **device),
                                            closeup=closeup, tiling=tiling, refine_keypoints=refine) if det else None)
         if rec:

@@ -69,10 +69,11 @@ class _Aligner:
     """Per-process state: one detector, reused for every image this process handles."""
 
     def __init__(self, det_model, det_thresh, size, margin, select, cpu_threads):
-        # the recognition pipeline's passes: close-ups (cropped ID photos) found, keypoints refined for alignment
+        # the recognition pipeline's default passes (close-ups such as cropped ID photos found), so training crops
+        # match the crops the pipeline feeds the recognizer
         self.detector = MultiPassDetector(DetectorPredictor(det_model, cpu_threads=cpu_threads,
                                                             score_threshold=det_thresh),
-                                          tiling=None, refine_keypoints=True)
+                                          tiling=None, refine_keypoints=False)
         self.size, self.margin, self.select = size, margin, select
 
     def __call__(self, job: tuple[str, str]) -> Optional[str]:
