@@ -175,7 +175,7 @@ def bench_detector() -> list:
 def main() -> None:
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(f"threads: {ARGS.cpu_threads}; cpu count: {os.cpu_count()}; load average (1, 5, 15 min): {load}")
-    print(f"KMP_BLOCKTIME={os.environ.get('KMP_BLOCKTIME', '(unset: the predictor sets 0)')}")
+    print(f"KMP_BLOCKTIME={os.environ.get('KMP_BLOCKTIME', '(unset: OpenMP default, 200 ms)')}")
     table = PrettyTable(["task", "pipeline", "input", "throughput", "ratio", "CPU (all threads)"])
     table.align = "l"
     with tempfile.TemporaryDirectory(prefix="bench_throughput_") as work:

@@ -7,7 +7,6 @@ otherwise asking for them is a clear one-line error.
 from __future__ import annotations
 
 import json
-import os
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -131,11 +130,8 @@ class Predictor:
     def __init__(self, model_dir: str, cpu_threads: int = 2, use_gpu: bool = False, use_tensorrt: bool = False,
                  precision: str = "fp32", enable_onednn: bool = True, ir_optim: bool = True,
                  memory_optim: bool = True, gpu_id: int = 0, gpu_memory_mb: int = 512, trt_max_batch: int = 32):
-        # Paddle's Intel OpenMP workers spin for 200 ms after every op by default, holding a core the threads
-        # that decode and draw beside inference need: on 2 cores that cost 78 vs 59 ms CPU per photo one at a
-        # time (55 vs 48 batched).  0 lets them sleep.  Read when paddle starts, so this only acts when the
-        # first predictor comes before any other use of paddle; a user's own KMP_BLOCKTIME wins.
-        os.environ.setdefault("KMP_BLOCKTIME", "0")
+        # KMP_BLOCKTIME (how long Paddle's OpenMP workers spin after each op) is left at its default: 0 saves
+        # CPU time but makes every small op wake its threads, 2-3x the latency of one photo (docs/throughput.md).
         self.model_dir = model_dir
         self.config = load_model_config(model_dir)
         verify_params(model_dir, self.config)      # a corrupt params file would run and answer wrongly

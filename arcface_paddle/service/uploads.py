@@ -2,51 +2,36 @@
 
 :class:`BodySizeLimit` is a plain ASGI middleware: a request whose ``Content-Length`` is over the limit is
 answered 413 without reading a byte into memory, and a chunked body is counted as it arrives.  The pixel
-limit reads the width and height the file declares in its header (Pillow opens lazily: nothing is decoded),
-so a 50 000 × 50 000 "decompression bomb" of a few kilobytes is refused before OpenCV allocates 7 GB.
+limit reads the width and height the file declares in its header (the toolkit's one image intake: nothing is
+decoded), so a 50 000 × 50 000 "decompression bomb" of a few kilobytes is refused before OpenCV allocates 7 GB.
 """
 from __future__ import annotations
 
-import io
 import json
-import warnings
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from arcface_paddle.core.errors import ToolkitError
-from arcface_paddle.core.images import decode_image
+from arcface_paddle.core.images import declared_size, decode_image
 from arcface_paddle.service.errors import PayloadTooLargeError
 
 DRAIN_LIMIT = 256 * 1024 * 1024     # bytes read and discarded to answer an oversized upload cleanly
-UNREASONABLE = (1 << 20, 1 << 20)    # what a header declaring more than Pillow will even open counts as
-
-
-def declared_pixels(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from the image header; None when Pillow does not know the format (OpenCV may)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            with Image.open(io.BytesIO(data)) as image:
-                return int(image.width), int(image.height)
-        except Image.DecompressionBombError:      # over Pillow's own cap (~179 Mpx): over any limit of ours
-            return UNREASONABLE
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-            return None
 
 
 def decode_upload(data: bytes, name: str, max_pixels: int) -> np.ndarray:
-    """Upload bytes → H×W×3 uint8 RGB, refusing images that declare more than ``max_pixels``."""
+    """Upload bytes → H×W×3 uint8 RGB, refusing images that declare more than ``max_pixels`` (read from the
+    header by :func:`arcface_paddle.core.images.declared_size`, before anything is decoded)."""
     if not data:
         raise ToolkitError(f"{name}: empty upload")
-    size = declared_pixels(data)
-    if size == UNREASONABLE:
-        raise PayloadTooLargeError(f"{name}: image declares more pixels than the {max_pixels / 1e6:g} Mpx limit")
+    try:
+        size = declared_size(data, name)
+    except ToolkitError as error:         # over the toolkit's own limit, so over any service limit too
+        raise PayloadTooLargeError(str(error)) from None
     if size is not None and size[0] * size[1] > max_pixels:
         raise PayloadTooLargeError(f"{name}: image of {size[0]}×{size[1]} pixels is larger than the "
                                    f"{max_pixels / 1e6:g} Mpx limit")
     image = decode_image(data, name)
-    if image.shape[0] * image.shape[1] > max_pixels:     # a format whose header Pillow could not read
+    if image.shape[0] * image.shape[1] > max_pixels:     # a format whose header could not be read
         raise PayloadTooLargeError(f"{name}: image of {image.shape[1]}×{image.shape[0]} pixels is larger than "
                                    f"the {max_pixels / 1e6:g} Mpx limit")
     return image

@@ -9,12 +9,12 @@ with a client-chosen id) need SQLite or Milvus.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 from typing import Optional
 
 import numpy as np
 
+from arcface_paddle.core.safe_io import exclusive_lock
 from arcface_paddle.stores.base import FaceRecord, GalleryInfo, GalleryStore, SubjectSummary
 from arcface_paddle.stores.checks import check_stored_rows, check_subject_name
 from arcface_paddle.stores.errors import ConflictError, NotFoundError, UnsupportedOperationError
@@ -79,18 +79,14 @@ class IndexFileStore(GalleryStore):
             if self.path is None:
                 yield
                 return
-            with open(self.path + ".lock", "a+b") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)
-                try:
-                    current = _file_identity(self.path)
-                    if not self._replacing and current is not None and current != self._identity:
-                        self._index = self._load()       # another process wrote (or created) it meanwhile
-                    yield
-                    self._index.save(self.path)
-                    self._identity = _file_identity(self.path)
-                    self._replacing = False
-                finally:
-                    fcntl.flock(lock, fcntl.LOCK_UN)
+            with exclusive_lock(self.path, "gallery file"):
+                current = _file_identity(self.path)
+                if not self._replacing and current is not None and current != self._identity:
+                    self._index = self._load()       # another process wrote (or created) it meanwhile
+                yield
+                self._index.save(self.path)
+                self._identity = _file_identity(self.path)
+                self._replacing = False
 
     def _replace_rows(self, names: list, features: np.ndarray) -> None:
         self._index = GalleryIndex(names, features.reshape(-1, self.embedding_size), self.model_id,
