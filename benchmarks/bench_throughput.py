@@ -8,8 +8,9 @@
 2. Video (tests/data/make_tracking_video.py at 640×480: pan, a face leaving and re-entering, zoom, occlusion;
    four people), read → detect → (track) → recognise → draw → write video + JSON: frames/s of the tracked
    runner vs per-frame det+rec one frame at a time.  Goal: tracked ≥ 3× per-frame.
-3. Detector per image: ``detect_batch`` on 8 photos / 8 vs LiteRT running the same tflite weights on one
-   image (letterbox + invoke + decode + NMS; benchmarks/bench_detector.py's LiteRTDetector).
+3. Detector per image: ``detect_batch`` on 8 photos / 8 (default engine, OpenVINO, and Paddle's oneDNN) vs
+   LiteRT running the same tflite weights on one image (letterbox + invoke + decode + NMS;
+   benchmarks/bench_detector.py's LiteRTDetector).
    Goal: ≤ 1.0× LiteRT.
 
 Each pair is timed in alternation (``--rounds``), best round kept, so background load hits both alike.
@@ -154,9 +155,13 @@ def bench_detector() -> list:
     images = [bench_detector_module.photo_640x480(str(path)) for path in paths[:8]]
     rows, repeats = [], 30
     for variant in ("short_range", "full_range"):
-        ours = DetectorPredictor(REPO / "inference_model" / f"blazeface_{variant}", cpu_threads=ARGS.cpu_threads)
+        folder = REPO / "inference_model" / f"blazeface_{variant}"
+        ours = DetectorPredictor(folder, cpu_threads=ARGS.cpu_threads)                       # default engine
+        onednn = DetectorPredictor(folder, cpu_threads=ARGS.cpu_threads, cpu_engine="onednn")
         litert = bench_detector_module.LiteRTDetector(variant, ARGS.cpu_threads)
         functions = {"ours": lambda ours=ours: [ours.detect_batch(images, batch_size=8) for _ in range(repeats)],
+                     "onednn": lambda onednn=onednn: [onednn.detect_batch(images, batch_size=8)
+                                                      for _ in range(repeats)],
                      "litert": lambda litert=litert: [litert.detect(image) for _ in range(repeats)
                                                       for image in images]}
         for function in functions.values():
@@ -164,11 +169,10 @@ def bench_detector() -> list:
         seconds = best_of(functions, max(2, ARGS.rounds))
         per_image = {name: 1000.0 * value / (repeats * len(images)) for name, value in seconds.items()}
         cpu = {name: 1000.0 * CPU_SECONDS[name] / (repeats * len(images)) for name in functions}
-        rows.append(["detector", f"{variant}: ours at batch 8 (per image)", "8 photos 640×480",
-                     f"{per_image['ours']:.2f} ms/img", f"{per_image['ours'] / per_image['litert']:.2f}× LiteRT",
-                     f"{cpu['ours']:.2f} ms/img"])
-        rows.append(["detector", f"{variant}: LiteRT, one image at a time", "8 photos 640×480",
-                     f"{per_image['litert']:.2f} ms/img", "1.00×", f"{cpu['litert']:.2f} ms/img"])
+        for name, label in (("ours", f"ours ({ours.engine}, default) at batch 8"),
+                            ("onednn", f"ours ({onednn.engine}) at batch 8"), ("litert", "LiteRT, one image at a time")):
+            rows.append(["detector", f"{variant}: {label}", "8 photos 640×480", f"{per_image[name]:.2f} ms/img",
+                         f"{per_image[name] / per_image['litert']:.2f}× LiteRT", f"{cpu[name]:.2f} ms/img"])
     return rows
 
 

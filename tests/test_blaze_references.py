@@ -114,10 +114,13 @@ def photos(faces_dir, nonfaces_dir):
     return {path.name: read_image(path) for folder in (faces_dir, nonfaces_dir) for path in sorted(folder.iterdir())}
 
 
-@pytest.fixture(scope="module")
-def predictors():
-    return {variant: DetectorPredictor(str(REPO / "inference_model" / f"blazeface_{variant}"), cpu_threads=2)
-            for variant in MEDIAPIPE}
+@pytest.fixture(scope="module", params=["openvino", "onednn"])
+def predictors(request):
+    """Both CPU engines (OpenVINO is the default): each must reproduce LiteRT."""
+    found = {variant: DetectorPredictor(str(REPO / "inference_model" / f"blazeface_{variant}"), cpu_threads=2,
+                                        cpu_engine=request.param) for variant in MEDIAPIPE}
+    assert all(predictor.engine == request.param for predictor in found.values())
+    return found
 
 
 @pytest.fixture(scope="module")

@@ -24,10 +24,11 @@ def _options(*argv):
 
 
 def test_device_flags_imply_the_gpu():
-    assert _options() == {"use_gpu": False, "use_tensorrt": False, "precision": "fp32", "gpu_id": 0}
+    assert _options() == {"use_gpu": False, "use_tensorrt": False, "precision": "fp32", "gpu_id": 0,
+                          "det_engine": "openvino"}
     assert _options("--use_tensorrt")["use_gpu"] and _options("--precision", "fp16")["use_gpu"]
-    assert _options("--use_gpu", "--gpu_id", "3") == {"use_gpu": True, "use_tensorrt": False, "precision": "fp32",
-                                                      "gpu_id": 3}
+    assert _options("--use_gpu", "--gpu_id", "3", "--det_engine", "onednn") == {
+        "use_gpu": True, "use_tensorrt": False, "precision": "fp32", "gpu_id": 3, "det_engine": "onednn"}
     with pytest.raises(SystemExit):
         _options("--precision", "bf16")
 
@@ -58,3 +59,18 @@ def test_cli_device_flags_are_one_line_errors_on_the_cpu_build(repo_root, tmp_pa
     assert done.returncode == 2, done.stderr[-2000:]
     assert lines[-1].startswith("error: ") and "needs paddlepaddle-gpu; this paddle is the CPU build" in lines[-1]
     assert "Traceback" not in done.stderr
+
+
+def test_cpu_engine_reaches_the_detector_and_falls_back_where_openvino_cannot_convert():
+    from arcface_paddle.core.predictor import Predictor
+    from arcface_paddle.pipeline.analyzer import DEFAULT_REC_MODEL, FaceAnalyzer
+
+    assert FaceAnalyzer(rec=False).detector.predictor.engine == "openvino"           # the default
+    assert FaceAnalyzer(rec=False, det_engine="onednn").detector.predictor.engine == "onednn"
+    # OpenVINO cannot convert the shipped SFace program: oneDNN runs it, and says so
+    assert Predictor(str(DEFAULT_REC_MODEL), cpu_engine="openvino").engine == "onednn"
+    with pytest.raises(ToolkitError, match="cpu_engine must be one of"):
+        Predictor(str(DEFAULT_REC_MODEL), cpu_engine="tvm")
+    result = subprocess.run([sys.executable, "-m", "arcface_paddle", "detect", "tests/data/faces/obama.jpg",
+                             "--det_engine", "tvm"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "invalid choice: 'tvm'" in result.stderr

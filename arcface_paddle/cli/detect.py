@@ -33,7 +33,7 @@ from arcface_paddle.core.safe_io import (
 )
 from arcface_paddle.core.shipped_models import DEFAULT_DETECTOR
 from blazeface_paddle.inference.passes import MultiPassDetector, tiling_from_text
-from blazeface_paddle.inference.predictor import DetectorPredictor
+from blazeface_paddle.inference.predictor import DEFAULT_CPU_ENGINE, DetectorPredictor
 
 KEYPOINT_COLOURS = [(255, 64, 64), (64, 64, 255), (64, 255, 64), (255, 255, 64), (255, 64, 255), (64, 255, 255)]
 
@@ -69,15 +69,17 @@ def detect_files(images, *, model: str = DEFAULT_DETECTOR, threshold: float | No
 
     A file that cannot be read raises ToolkitError, unless ``failed`` is a list: then ``(path, reason)``
     is appended to it and the other files are still processed.  ``tile_size`` ("auto", "off" or pixels),
-    ``closeup`` and ``refine_keypoints``: the passes of ``MultiPassDetector``.  ``device``: ``use_gpu``,
-    ``use_tensorrt``, ``precision``, ``gpu_id`` for the predictor.
+    ``closeup`` and ``refine_keypoints``: the passes of ``MultiPassDetector``.  ``device``: ``det_engine``,
+    ``use_gpu``, ``use_tensorrt``, ``precision``, ``gpu_id`` for the predictor.
     """
 
     if draw_dir:
         check_writable_folder(draw_dir)
         refuse_overwriting_inputs([drawn_path(draw_dir, path) for path in images], images)
     tiling = tiling_from_text(tile_size)
-    predictor = DetectorPredictor(model, cpu_threads=cpu_threads, score_threshold=threshold, nms=nms, **device)
+    engine = device.pop("det_engine", DEFAULT_CPU_ENGINE)
+    predictor = DetectorPredictor(model, cpu_threads=cpu_threads, score_threshold=threshold, nms=nms,
+                                  cpu_engine=engine, **device)
     detector = MultiPassDetector(predictor, closeup=closeup, tiling=tiling, refine_keypoints=refine_keypoints)
     results = {}
     for path in tqdm(images, desc="detecting", disable=len(images) < 5):

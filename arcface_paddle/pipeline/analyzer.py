@@ -48,7 +48,7 @@ from arcface_paddle.stores.vote import (
     recognition_threshold,
 )
 from blazeface_paddle.inference.passes import MultiPassDetector
-from blazeface_paddle.inference.predictor import DEFAULT_BATCH_SIZE, DetectorPredictor
+from blazeface_paddle.inference.predictor import DEFAULT_BATCH_SIZE, DEFAULT_CPU_ENGINE, DetectorPredictor
 
 DEFAULT_DET_MODEL, DEFAULT_REC_MODEL = DEFAULT_DETECTOR, DEFAULT_RECOGNIZER
 
@@ -86,7 +86,7 @@ class FaceAnalyzer:
                  rec: bool = True, font: Optional[str] = None, search_backend: str = "numpy",
                  use_tensorrt: bool = False, precision: str = "fp32", gpu_id: int = 0,
                  closeup: bool = True, tiling="auto", refine_keypoints: bool = False,
-                 batch_size: int = DEFAULT_BATCH_SIZE):
+                 batch_size: int = DEFAULT_BATCH_SIZE, det_engine: str = DEFAULT_CPU_ENGINE):
         if not (det or rec):
             raise ToolkitError("nothing to do: enable detection (--det), recognition (--rec) or both")
         if int(batch_size) < 1:
@@ -123,7 +123,8 @@ class FaceAnalyzer:
         device = dict(cpu_threads=cpu_threads, use_gpu=use_gpu, use_tensorrt=use_tensorrt, precision=precision,
                       gpu_id=gpu_id)    # the same inference device for both models
         refine = bool(refine_keypoints)
-        self.detector = (MultiPassDetector(DetectorPredictor(det_dir, score_threshold=det_thresh, **device),
+        self.detector = (MultiPassDetector(DetectorPredictor(det_dir, score_threshold=det_thresh, cpu_engine=det_engine,
+                                                             **device),
                                            closeup=closeup, tiling=tiling, refine_keypoints=refine) if det else None)
         if rec:
             self.recognizer = RecognitionPredictor(self.rec_model_dir, **device)

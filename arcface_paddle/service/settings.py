@@ -32,7 +32,7 @@ class ServiceSettings:
     max_import_bytes: int = 1024 * MEGABYTE      # one request importing an index.bin
     max_pixels: int = 40_000_000                 # declared width × height, checked before decoding
     max_images_per_request: int = 32
-    device: dict = dataclasses.field(default_factory=dict)   # use_gpu / use_tensorrt / precision / gpu_id
+    device: dict = dataclasses.field(default_factory=dict)   # use_gpu / use_tensorrt / precision / gpu_id / det_engine
     api_key: Optional[str] = None                # when set, changes need the X-API-Key header
     import_index: Optional[str] = None           # copy this gallery's faces in at start (idempotent)
 

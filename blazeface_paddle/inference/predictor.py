@@ -4,8 +4,8 @@
     for face in predictor.detect(image_rgb):        # H×W×3 uint8 RGB (gray/RGBA/16-bit accepted)
         face.box, face.score, face.keypoints          # pixels; keypoints 6×2 in KEYPOINT_NAMES order
 
-Inference runs through :class:`arcface_paddle.core.predictor.Predictor` (oneDNN fp32 on CPU with an
-explicit thread count; GPU fp32/fp16 or TensorRT when asked).
+Inference runs through :class:`arcface_paddle.core.predictor.Predictor` (OpenVINO fp32 on CPU with an
+explicit thread count, oneDNN where OpenVINO cannot convert the program; GPU fp32/fp16 or TensorRT when asked).
 """
 from __future__ import annotations
 
@@ -29,6 +29,9 @@ from blazeface_paddle.network.variants import KEYPOINT_NAMES
 # Network inputs per Paddle run in detect_batch: per-image time falls ~2.5× from batch 1 to 4 and is flat
 # from 4 to 16 (2 cores, BlazeFace full range; docs/throughput.md).
 DEFAULT_BATCH_SIZE = 8
+# OpenVINO (inside the paddlepaddle wheel) runs BlazeFace ~2x faster than oneDNN at batch 1 and 8, outputs
+# within 3e-7 of it (docs/throughput.md, "Detector engine").
+DEFAULT_CPU_ENGINE = "openvino"
 
 
 @dataclasses.dataclass
@@ -60,14 +63,18 @@ class DetectorPredictor:
 
     def __init__(self, model_dir: str | os.PathLike, cpu_threads: int = 2, score_threshold: float | None = None,
                  nms: str | None = None, nms_threshold: float | None = None, max_detections: int | None = None,
-                 use_gpu: bool = False, **predictor_options):
-        """``predictor_options``: the rest of :class:`Predictor`'s (``use_tensorrt``, ``precision``, ``gpu_id``)."""
+                 use_gpu: bool = False, cpu_engine: str = DEFAULT_CPU_ENGINE, **predictor_options):
+        """``cpu_engine``: what runs the program on a CPU (OpenVINO by default, oneDNN when OpenVINO cannot
+        convert the program); ``predictor_options``: the rest of :class:`Predictor`'s (``use_tensorrt``,
+        ``precision``, ``gpu_id``)."""
         model_dir = os.fspath(model_dir)
         self.model_dir = model_dir
         self.config = load_model_config(model_dir)
         if self.config.task != "detection" or not self.config.detector:
             raise ToolkitError(f"{model_dir}: model.yaml describes a {self.config.task} model, not a face detector")
-        self._predictor = Predictor(model_dir, cpu_threads=cpu_threads, use_gpu=use_gpu, **predictor_options)
+        self._predictor = Predictor(model_dir, cpu_threads=cpu_threads, use_gpu=use_gpu, cpu_engine=cpu_engine,
+                                    **predictor_options)
+        self.engine = self._predictor.engine          # "openvino", or "onednn" where OpenVINO cannot convert it
         section = self.config.detector
         self.input_size = int(self.config.input_size[0])
         self.score_threshold = float(section["score_threshold"] if score_threshold is None else score_threshold)
