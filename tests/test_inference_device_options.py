@@ -5,6 +5,7 @@ arrived at the predictor it was meant for (the message names the precision or en
 machine benchmarks/gpu_check.sh runs them for real.
 """
 import argparse
+import os
 import subprocess
 import sys
 
@@ -74,3 +75,19 @@ def test_cpu_engine_reaches_the_detector_and_falls_back_where_openvino_cannot_co
     result = subprocess.run([sys.executable, "-m", "arcface_paddle", "detect", "tests/data/faces/obama.jpg",
                              "--det_engine", "tvm"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "invalid choice: 'tvm'" in result.stderr
+
+
+def test_openvino_writes_nothing_where_the_user_runs_it(repo_root, tmp_path):
+    """Paddle's OpenVINO engine caches compiled graphs in ./__cache__ unless told otherwise: the predictor gives
+    it a private folder that is gone when the process ends."""
+    photo = str(repo_root / "tests" / "data" / "faces" / "obama.jpg")
+    script = ("import os, sys; from arcface_paddle.core.predictor import openvino_cache_dir; "
+              "from arcface_paddle.cli.detect import main; code = main([sys.argv[1]]); "
+              "print('CACHE', openvino_cache_dir(), len(os.listdir(openvino_cache_dir()))); sys.exit(code)")
+    result = subprocess.run([sys.executable, "-c", script, photo], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    folder, blobs = result.stdout.split("CACHE ")[1].split()
+    assert int(blobs) >= 1                           # OpenVINO did cache, in its own folder...
+    assert os.listdir(tmp_path) == []                # ...not in the user's
+    assert not os.path.exists(folder)                # and that folder went with the process

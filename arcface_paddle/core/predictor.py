@@ -7,7 +7,11 @@ otherwise asking for them is a clear one-line error.
 """
 from __future__ import annotations
 
+import atexit
+import functools
 import json
+import shutil
+import tempfile
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -18,6 +22,15 @@ from arcface_paddle.core.model_yaml import ModelConfig, load_model_config, verif
 PRECISIONS = ("fp32", "fp16")
 CPU_ENGINES = ("onednn", "openvino")   # what runs a CPU program: Paddle's oneDNN kernels, or OpenVINO (same wheel)
 ONEDNN_CACHE_CAPACITY = 16   # distinct input shapes oneDNN keeps kernels for (varying batch sizes)
+
+
+@functools.lru_cache(maxsize=None)
+def openvino_cache_dir() -> str:
+    """A private folder for OpenVINO's compiled graphs, removed when the process exits: without one, Paddle
+    writes them into ``./__cache__`` of whatever folder the user runs from."""
+    folder = tempfile.mkdtemp(prefix="arcface-paddle-openvino-")
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
 
 
 def read_input_shapes(program_path: str, fmt: str) -> Dict[str, List[int]]:
@@ -228,6 +241,7 @@ class Predictor:
         native.disable_glog_info()
         native.disable_gpu()
         native.set_cpu_math_library_num_threads(cpu_threads)
+        native.set_optim_cache_dir(openvino_cache_dir())
         native.enable_openvino_engine(inference.PrecisionType.Float32)
         try:
             predictor = inference.create_predictor(native)
