@@ -115,3 +115,19 @@ def test_ordered_map_keeps_order_and_a_bounded_number_in_flight():
             assert len(done) >= value - 2
         done += worker.drain()
     assert done == [value * value for value in range(20)]
+
+
+@pytest.mark.parametrize("det_engine", ["openvino", "onednn"])
+def test_a_dropped_clone_leaves_the_original_working(repo_root, det_engine):
+    """Paddle 3.3.1 frees the weights a clone shares with its original when the clone is destroyed; the
+    original must keep answering (it failed with "Tensor holds no memory" before)."""
+    import gc
+
+    photo = str(repo_root / "tests" / "data" / "faces" / "obama.jpg")
+    original = FaceAnalyzer(index=str(repo_root / "demo" / "index.bin"), det_engine=det_engine)
+    expected = [(face.name, face.box) for face in original.analyze(photo)]
+    twin = original.clone()
+    assert [(face.name, face.box) for face in twin.analyze(photo)] == expected
+    del twin
+    gc.collect()
+    assert [(face.name, face.box) for face in original.analyze(photo)] == expected

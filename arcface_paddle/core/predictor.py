@@ -169,6 +169,7 @@ class Predictor:
         self.input_names = self._predictor.get_input_names()
         self.output_names = self._predictor.get_output_names()
         self._bind_handles()
+        self._family = [self._predictor]      # every native predictor sharing these weights (see clone)
         self.device = "gpu" if use_gpu else "cpu"
 
     def _bind_handles(self) -> None:
@@ -262,6 +263,10 @@ class Predictor:
         twin = object.__new__(Predictor)
         twin.__dict__.update(self.__dict__)
         twin._predictor = self._predictor.clone()
+        # Paddle 3.3.1: destroying a clone frees the weights it shares with the others ("Tensor holds no
+        # memory" on the original's next run), so every native predictor of a family lives as long as any
+        # member does.
+        self._family.append(twin._predictor)
         twin._bind_handles()
         return twin
 
