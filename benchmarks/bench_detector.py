@@ -29,6 +29,9 @@ import numpy as np
 from prettytable import PrettyTable
 from tqdm import tqdm
 
+from arcface_paddle.core.predictor import CPU_ENGINES
+from blazeface_paddle.inference.predictor import DEFAULT_CPU_ENGINE
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
 VARIANTS = ("short_range", "full_range")
 
@@ -107,8 +110,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--image", default=str(REPO / "tests" / "data" / "faces" / "obama.jpg"))
-    parser.add_argument("--engine", choices=["openvino", "onednn"], default="openvino",
-                        help="what runs our program on the CPU (default: the toolkit's default, OpenVINO)")
+    parser.add_argument("--engine", choices=CPU_ENGINES, default=DEFAULT_CPU_ENGINE,
+                        help=f"what runs our program on the CPU (default: the toolkit's, {DEFAULT_CPU_ENGINE})")
     args = parser.parse_args()
 
     from blazeface_paddle.inference.letterbox import letterbox

@@ -170,7 +170,8 @@ def bench_detector() -> list:
         per_image = {name: 1000.0 * value / (repeats * len(images)) for name, value in seconds.items()}
         cpu = {name: 1000.0 * CPU_SECONDS[name] / (repeats * len(images)) for name in functions}
         for name, label in (("ours", f"ours ({ours.engine}, default) at batch 8"),
-                            ("onednn", f"ours ({onednn.engine}) at batch 8"), ("litert", "LiteRT, one image at a time")):
+                            ("onednn", f"ours ({onednn.engine}) at batch 8"),
+                            ("litert", "LiteRT, one image at a time")):
             rows.append(["detector", f"{variant}: {label}", "8 photos 640×480", f"{per_image[name]:.2f} ms/img",
                          f"{per_image[name] / per_image['litert']:.2f}× LiteRT", f"{cpu[name]:.2f} ms/img"])
     return rows

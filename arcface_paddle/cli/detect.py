@@ -64,22 +64,21 @@ def expand_inputs(paths) -> list[str]:
 def detect_files(images, *, model: str = DEFAULT_DETECTOR, threshold: float | None = None, nms: str | None = None,
                  tile_size="auto", cpu_threads: int = 2, draw_dir: str | None = None,
                  failed: list | None = None, closeup: bool = True, refine_keypoints: bool = False,
-                 **device) -> dict:
+                 det_engine: str = DEFAULT_CPU_ENGINE, **device) -> dict:
     """{image path: [Detection.as_dict(), ...]}; with ``draw_dir`` also writes ``<name>.jpg`` drawings.
 
     A file that cannot be read raises ToolkitError, unless ``failed`` is a list: then ``(path, reason)``
     is appended to it and the other files are still processed.  ``tile_size`` ("auto", "off" or pixels),
-    ``closeup`` and ``refine_keypoints``: the passes of ``MultiPassDetector``.  ``device``: ``det_engine``,
-    ``use_gpu``, ``use_tensorrt``, ``precision``, ``gpu_id`` for the predictor.
+    ``closeup`` and ``refine_keypoints``: the passes of ``MultiPassDetector``.  ``det_engine``: OpenVINO or
+    oneDNN on a CPU.  ``device``: ``use_gpu``, ``use_tensorrt``, ``precision``, ``gpu_id`` for the predictor.
     """
 
     if draw_dir:
         check_writable_folder(draw_dir)
         refuse_overwriting_inputs([drawn_path(draw_dir, path) for path in images], images)
     tiling = tiling_from_text(tile_size)
-    engine = device.pop("det_engine", DEFAULT_CPU_ENGINE)
     predictor = DetectorPredictor(model, cpu_threads=cpu_threads, score_threshold=threshold, nms=nms,
-                                  cpu_engine=engine, **device)
+                                  cpu_engine=det_engine, **device)
     detector = MultiPassDetector(predictor, closeup=closeup, tiling=tiling, refine_keypoints=refine_keypoints)
     results = {}
     for path in tqdm(images, desc="detecting", disable=len(images) < 5):

@@ -2,8 +2,9 @@
 
 CPU runs use oneDNN (~7× faster than eager here) in fp32 only — oneDNN bf16 gives wrong outputs on
 this stack, so it is refused — or, with ``cpu_engine="openvino"``, OpenVINO's CPU plugin (inside the
-paddlepaddle wheel) where it can convert the program (the detector's default: BlazeFace ~2× faster).  GPU, TensorRT and fp16 are used only when paddle is built with CUDA;
-otherwise asking for them is a clear one-line error.
+paddlepaddle wheel) where it can convert the program (the detector's default: BlazeFace ~2× faster).
+GPU, TensorRT and fp16 are used only when paddle is built with CUDA; otherwise asking for them is a clear
+one-line error.
 """
 from __future__ import annotations
 
@@ -159,13 +160,11 @@ class Predictor:
             raise ToolkitError(f"cpu_threads must be >= 1, got {cpu_threads}")
         if cpu_engine not in CPU_ENGINES:
             raise ToolkitError(f"cpu_engine must be one of {CPU_ENGINES}, got {cpu_engine!r}")
-        self._predictor = None
-        self.engine = "gpu" if use_gpu else ("onednn" if enable_onednn else "paddle")
-        if cpu_engine == "openvino" and not use_gpu:
-            self._predictor = self._create_openvino(cpu_threads)
-        if self._predictor is None:
-            self._predictor = self._create(cpu_threads, use_gpu, use_tensorrt, precision, enable_onednn, ir_optim,
-                                           memory_optim, gpu_id, gpu_memory_mb, trt_max_batch)
+        openvino = self._create_openvino(cpu_threads) if cpu_engine == "openvino" and not use_gpu else None
+        self.engine = ("openvino" if openvino is not None else "gpu" if use_gpu
+                       else "onednn" if enable_onednn else "paddle")
+        self._predictor = openvino or self._create(cpu_threads, use_gpu, use_tensorrt, precision, enable_onednn,
+                                                   ir_optim, memory_optim, gpu_id, gpu_memory_mb, trt_max_batch)
         self.input_names = self._predictor.get_input_names()
         self.output_names = self._predictor.get_output_names()
         self._bind_handles()
@@ -245,11 +244,9 @@ class Predictor:
         native.set_optim_cache_dir(openvino_cache_dir())
         native.enable_openvino_engine(inference.PrecisionType.Float32)
         try:
-            predictor = inference.create_predictor(native)
+            return inference.create_predictor(native)
         except Exception:  # not convertible (unsupported op): oneDNN runs every program
             return None
-        self.engine = "openvino"
-        return predictor
 
     def _enable_tensorrt(self, native, mode, max_batch):
         native.enable_tensorrt_engine(workspace_size=1 << 30, max_batch_size=max_batch, min_subgraph_size=3,

@@ -74,7 +74,6 @@ class DetectorPredictor:
             raise ToolkitError(f"{model_dir}: model.yaml describes a {self.config.task} model, not a face detector")
         self._predictor = Predictor(model_dir, cpu_threads=cpu_threads, use_gpu=use_gpu, cpu_engine=cpu_engine,
                                     **predictor_options)
-        self.engine = self._predictor.engine          # "openvino", or "onednn" where OpenVINO cannot convert it
         section = self.config.detector
         self.input_size = int(self.config.input_size[0])
         self.score_threshold = float(section["score_threshold"] if score_threshold is None else score_threshold)
@@ -96,6 +95,11 @@ class DetectorPredictor:
         if len(self._predictor.output_names) != 3:
             raise ToolkitError(f"{model_dir}: program has {len(self._predictor.output_names)} outputs, a BlazeFace "
                                f"export has 3 (boxes, keypoints, scores); re-export it with blazeface_paddle")
+
+    @property
+    def engine(self) -> str:
+        """What runs the program: "openvino", or "onednn" where OpenVINO cannot convert it (or was not asked)."""
+        return self._predictor.engine
 
     def clone(self) -> "DetectorPredictor":
         """A twin sharing the weights, for another thread (a predictor is not thread-safe)."""
