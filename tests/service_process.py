@@ -74,3 +74,10 @@ class ServiceProcess:
                 self.process.wait(30)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def demo_service(folder, repo_root) -> ServiceProcess:
+    """A started service over ``folder/gallery.db`` holding the demo gallery (demo/index.bin imported at
+    start), changes behind :data:`API_KEY`; the service API and web page tests share it."""
+    return ServiceProcess(folder / "gallery.db", folder / "server.log", "--import_index",
+                          repo_root / "demo" / "index.bin", api_key=API_KEY).start()

@@ -13,7 +13,7 @@ import threading
 import numpy as np
 import pytest
 from PIL import Image
-from service_process import API_KEY, ServiceProcess
+from service_process import API_KEY, demo_service
 
 from arcface_paddle.core.images import decode_image
 from arcface_paddle.stores import GalleryInfo, open_store
@@ -24,9 +24,7 @@ GROUP_NAMES = ["obama", "unknown", "grace_hopper"]
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory, repo_root):
-    folder = tmp_path_factory.mktemp("service")
-    server = ServiceProcess(folder / "gallery.db", folder / "server.log", "--import_index",
-                            repo_root / "demo" / "index.bin", api_key=API_KEY).start()
+    server = demo_service(tmp_path_factory.mktemp("service"), repo_root)
     yield server
     server.stop()
 

@@ -7,7 +7,7 @@ import os
 import shutil
 
 import pytest
-from service_process import API_KEY, ServiceProcess
+from service_process import API_KEY, demo_service
 
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -28,9 +28,7 @@ def browser_paths():
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory, repo_root):
-    folder = tmp_path_factory.mktemp("browser")
-    server = ServiceProcess(folder / "gallery.db", folder / "server.log", "--import_index",
-                            repo_root / "demo" / "index.bin", api_key=API_KEY).start()
+    server = demo_service(tmp_path_factory.mktemp("browser"), repo_root)
     yield server
     server.stop()
 
