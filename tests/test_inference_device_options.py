@@ -40,6 +40,11 @@ def test_detector_and_recognizer_each_receive_the_options():
 
     with pytest.raises(ToolkitError, match="^fp16 inference needs paddlepaddle-gpu"):
         DetectorPredictor(DEFAULT_DET_MODEL, use_gpu=True, precision="fp16")
+    for engine in ("openvino", "onednn"):     # asked without use_gpu: refused too, not run in fp32 on the CPU
+        with pytest.raises(ToolkitError, match="^fp16 inference needs paddlepaddle-gpu"):
+            DetectorPredictor(DEFAULT_DET_MODEL, precision="fp16", cpu_engine=engine)
+        with pytest.raises(ToolkitError, match="^TensorRT inference needs paddlepaddle-gpu"):
+            DetectorPredictor(DEFAULT_DET_MODEL, use_tensorrt=True, cpu_engine=engine)
     with pytest.raises(ToolkitError, match="^TensorRT inference needs paddlepaddle-gpu"):
         FaceAnalyzer(det=True, rec=False, use_gpu=True, use_tensorrt=True)        # the detector refuses
     with pytest.raises(ToolkitError, match="^fp16 inference needs paddlepaddle-gpu"):

@@ -34,6 +34,20 @@ def openvino_cache_dir() -> str:
     return folder
 
 
+def _check_device(use_gpu: bool, use_tensorrt: bool, precision: str) -> None:
+    """GPU, TensorRT and fp16 need paddlepaddle-gpu, and the last two need ``use_gpu``: one-line refusals."""
+    import paddle  # heavy (paddle): imported on first use
+
+    if (use_gpu or use_tensorrt or precision != "fp32") and not paddle.is_compiled_with_cuda():
+        wanted = "TensorRT" if use_tensorrt else ("fp16" if precision != "fp32" else "GPU")
+        raise ToolkitError(f"{wanted} inference needs paddlepaddle-gpu; this paddle is the CPU build "
+                           "(use the defaults: CPU, fp32)")
+    if use_tensorrt and not use_gpu:
+        raise ToolkitError("use_tensorrt needs use_gpu=True")
+    if precision == "fp16" and not use_gpu:
+        raise ToolkitError("fp16 inference is GPU only (CPU runs fp32)")
+
+
 def read_input_shapes(program_path: str, fmt: str) -> Dict[str, List[int]]:
     """Declared shapes of a saved program's inputs (``-1`` = any), read from the file itself."""
     try:
@@ -160,6 +174,7 @@ class Predictor:
             raise ToolkitError(f"cpu_threads must be >= 1, got {cpu_threads}")
         if cpu_engine not in CPU_ENGINES:
             raise ToolkitError(f"cpu_engine must be one of {CPU_ENGINES}, got {cpu_engine!r}")
+        _check_device(use_gpu, use_tensorrt, precision)     # before either engine is built: neither may drop them
         openvino = self._create_openvino(cpu_threads) if cpu_engine == "openvino" and not use_gpu else None
         self.engine = ("openvino" if openvino is not None else "gpu" if use_gpu
                        else "onednn" if enable_onednn else "paddle")
@@ -178,18 +193,9 @@ class Predictor:
 
     def _create(self, cpu_threads, use_gpu, use_tensorrt, precision, enable_onednn, ir_optim, memory_optim,
                 gpu_id, gpu_memory_mb, trt_max_batch):
-        import paddle  # heavy (paddle): imported on first use
         from paddle import inference  # heavy (paddle): imported on first use
 
         model_dir, config = self.model_dir, self.config
-        if (use_gpu or use_tensorrt or precision != "fp32") and not paddle.is_compiled_with_cuda():
-            wanted = "TensorRT" if use_tensorrt else ("fp16" if precision != "fp32" else "GPU")
-            raise ToolkitError(f"{wanted} inference needs paddlepaddle-gpu; this paddle is the CPU build "
-                               "(use the defaults: CPU, fp32)")
-        if use_tensorrt and not use_gpu:
-            raise ToolkitError("use_tensorrt needs use_gpu=True")
-        if precision == "fp16" and not use_gpu:
-            raise ToolkitError("fp16 inference is GPU only (CPU runs fp32)")
         program_path, params_path = config.program_path(model_dir), config.params_path(model_dir)
         rewritten = None
         if enable_onednn and not use_gpu and config.format == "legacy":
