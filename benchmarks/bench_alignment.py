@@ -22,7 +22,7 @@ is scored the same way: the 5 points taken directly, and a fitted map from 9 of 
 
 Also printed: the noise floor (single-view vs averaged YuNet crops), the reference's own reliability (YuNet
 averaged over 3 of the views vs over the other 3) and same-person similarities in the held-out
-folders (people named by file name without digits).
+folders (people named by the first word of the file name; photos with more than one face left out).
 """
 from __future__ import annotations
 
@@ -130,13 +130,17 @@ def fit_map(faces, key, rows=slice(None)) -> dict:
     return dict(mean_shape=mean_shape, x_mean=x_mean, y_mean=y_mean, weights=weights, num_faces=len(faces))
 
 
+def facemesh_matrix(face) -> np.ndarray:
+    """Alignment on Face Mesh + Iris's own 5 points: iris centres, nose tip, mouth corners."""
+    return al.umeyama_similarity(face["mesh"][FIVE_POINT_ROWS], ARCFACE_TEMPLATE_5)
+
+
 def candidates(facemesh: bool):
     """name → (fit(faces) → model, matrix(face, model) → 2×3)."""
     out = {}
     if facemesh:
         out["Face Mesh + Iris: iris centres, nose tip, mouth corners"] = (
-            lambda faces: None,
-            lambda face, _: al.umeyama_similarity(face["mesh"][FIVE_POINT_ROWS], ARCFACE_TEMPLATE_5))
+            lambda faces: None, lambda face, _: facemesh_matrix(face))
         out[f"Face Mesh + Iris: fitted {len(MAP_ROWS)}→5 linear map"] = (
             lambda faces: fit_map(faces, "mesh", MAP_ROWS),
             lambda face, model: al.umeyama_similarity(al.apply_landmark_map(face["mesh"][MAP_ROWS], model),
@@ -184,10 +188,9 @@ def print_pairs(faces, embed, facemesh: bool) -> None:
                   "refined + map": lambda face: al.alignment_matrix(face["refined"]),
                   "4-point (before)": lambda face: al.umeyama_similarity(face["whole"][:4], ARCFACE_TEMPLATE_4)}
     if facemesh:
-        alignments["Face Mesh + Iris"] = lambda face: al.umeyama_similarity(face["mesh"][FIVE_POINT_ROWS],
-                                                                            ARCFACE_TEMPLATE_5)
+        alignments["Face Mesh + Iris"] = facemesh_matrix
     pairs = list(itertools.combinations(range(len(single)), 2))
-    same = [single[i]["identity"] == single[j]["identity"] for i, j in pairs]
+    same = np.array([single[i]["identity"] == single[j]["identity"] for i, j in pairs])
     table = PrettyTable(["pair", *alignments])
     scores = {}
     for name, matrix in alignments.items():
@@ -197,7 +200,6 @@ def print_pairs(faces, embed, facemesh: bool) -> None:
         if same[index]:
             table.add_row([f"{os.path.basename(single[i]['path'])} – {os.path.basename(single[j]['path'])}",
                            *(f"{scores[name][index]:.4f}" for name in alignments)])
-    same = np.array(same)
     table.add_row([f"same person: mean ({same.sum()} pairs)", *(f"{scores[n][same].mean():.4f}" for n in alignments)])
     table.add_row(["same person: min", *(f"{scores[n][same].min():.4f}" for n in alignments)])
     table.add_row([f"different people: mean ({(~same).sum()} pairs)",

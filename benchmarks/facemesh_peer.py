@@ -66,7 +66,8 @@ class FaceMeshPeer:
     def points(self, rgb: np.ndarray, box, keypoints) -> np.ndarray:
         """470×2: Face Mesh's 468 points and the two iris centres, for one BlazeFace face (box, 6 keypoints)."""
         x1, y1, x2, y2 = (float(v) for v in box)
-        eyes = np.asarray(keypoints, np.float64)[1] - np.asarray(keypoints, np.float64)[0]
+        keypoints = np.asarray(keypoints, np.float64)
+        eyes = keypoints[1] - keypoints[0]
         side = 1.5 * max(x2 - x1, y2 - y1)
         mesh = self._mesh(rgb, ((x1 + x2) / 2, (y1 + y2) / 2), side, np.arctan2(eyes[1], eyes[0]))
         eyes = mesh[RIGHT_EYE_CORNERS[1]] - mesh[LEFT_EYE_CORNERS[0]]
